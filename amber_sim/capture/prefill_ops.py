@@ -1,0 +1,135 @@
+"""The op list of one LLaMA/Qwen2-family prefill, derived from the model config (torch-free).
+
+Used by the synthetic trace generator and by capture for the ops that hooks do not see as
+``nn.Linear`` calls (attention matmuls and vector work). Names follow Hugging Face module names
+(``layers.3.self_attn.q_proj``) so a captured and a synthetic trace of one model line up.
+
+Vector work is counted as it is logically defined (bytes of the tensors read and written,
+operations per element); how it is fused is the simulator's decision (docs/model.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from amber_sim.trace import ModelConfig, Op
+
+# Operations per element, counted as scalar fp operations of a straightforward implementation.
+RMSNORM_OPS_PER_ELEMENT = 4.0   # square, accumulate, multiply by rsqrt, multiply by gamma
+ROPE_OPS_PER_ELEMENT = 3.0      # x·cos + rotate(x)·sin
+SOFTMAX_OPS_PER_ELEMENT = 5.0   # scale, running max, subtract+exp, sum, divide
+SILU_MUL_OPS_PER_ELEMENT = 5.0  # silu(g) = g / (1 + exp(-g)): negate, exp, add, divide; then multiply by up
+RESIDUAL_OPS_PER_ELEMENT = 1.0
+
+
+@dataclass(frozen=True)
+class LinearChoice:
+    """What a run does to one linear: its pattern, the measured (or assumed) density and natural zeros."""
+
+    pattern: str = "dense"
+    density: float = 1.0
+    natural_zero_fraction: float = 0.0
+
+
+LinearChooser = Callable[[int, str, int, int, int], LinearChoice]  # (layer, role, M, K, N) -> choice
+
+
+def head_dim(config: ModelConfig) -> int:
+    return config.head_dim or config.hidden // config.heads
+
+
+def decoder_linear_shapes(config: ModelConfig) -> dict[str, tuple[int, int]]:
+    """(K, N) of each linear role: y[M, N] = x[M, K] · Wᵀ."""
+    hd = head_dim(config)
+    return {
+        "q": (config.hidden, config.heads * hd),
+        "k": (config.hidden, config.kv_heads * hd),
+        "v": (config.hidden, config.kv_heads * hd),
+        "o": (config.heads * hd, config.hidden),
+        "gate": (config.hidden, config.intermediate),
+        "up": (config.hidden, config.intermediate),
+        "down": (config.intermediate, config.hidden),
+    }
+
+
+_LINEAR_MODULE = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "o": "self_attn.o_proj",
+                  "gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj"}
+
+
+def linear_op(layer: int, role: str, tokens: int, k: int, n: int, choice: LinearChoice, dtype_bytes: float) -> Op:
+    sparse = choice.pattern != "dense"
+    return Op(name=f"layers.{layer}.{_LINEAR_MODULE[role]}", layer=layer, role=role, kind="linear",
+              M=tokens, K=k, N=n, batch=1, sparse_operand="activation" if sparse else None,
+              pattern=choice.pattern, density=choice.density, natural_zero_fraction=choice.natural_zero_fraction,
+              dtype_bytes=dtype_bytes)
+
+
+def _vector(name: str, layer: int, role: str, elements: int, ops: float, bytes_in: float, bytes_out: float) -> Op:
+    return Op(name=name, layer=layer, role=role, kind="vector", elements=int(elements), ops_per_element=ops,
+              bytes_in=int(bytes_in), bytes_out=int(bytes_out))
+
+
+def decoder_layer_ops(config: ModelConfig, layer: int, tokens: int, choose: LinearChooser,
+                      linear_dtype_bytes: float, act_bytes: float = 2.0) -> list[Op]:
+    """Every op of one decoder layer's prefill over ``tokens`` tokens, in execution order."""
+    hidden, hd = config.hidden, head_dim(config)
+    shapes = decoder_linear_shapes(config)
+    prefix = f"layers.{layer}"
+    hidden_elements = tokens * hidden
+
+    def linear(role: str) -> Op:
+        k, n = shapes[role]
+        return linear_op(layer, role, tokens, k, n, choose(layer, role, tokens, k, n), linear_dtype_bytes)
+
+    def rmsnorm(name: str) -> Op:
+        return _vector(f"{prefix}.{name}", layer, "rmsnorm", hidden_elements, RMSNORM_OPS_PER_ELEMENT,
+                       (hidden_elements + hidden) * act_bytes, hidden_elements * act_bytes)
+
+    def residual(name: str) -> Op:
+        return _vector(f"{prefix}.{name}", layer, "residual", hidden_elements, RESIDUAL_OPS_PER_ELEMENT,
+                       2 * hidden_elements * act_bytes, hidden_elements * act_bytes)
+
+    rope_elements = tokens * (config.heads + config.kv_heads) * hd
+    causal_scores = config.heads * tokens * (tokens + 1) // 2
+    intermediate_elements = tokens * config.intermediate
+    return [
+        rmsnorm("input_layernorm"),
+        linear("q"), linear("k"), linear("v"),
+        _vector(f"{prefix}.self_attn.rope", layer, "rope", rope_elements, ROPE_OPS_PER_ELEMENT,
+                (rope_elements + 2 * tokens * hd) * act_bytes, rope_elements * act_bytes),
+        Op(name=f"{prefix}.self_attn.scores", layer=layer, role="attn_score", kind="attention", M=tokens, K=hd,
+           N=tokens, batch=config.heads, operand_b_batch=config.kv_heads, causal=True, dtype_bytes=act_bytes),
+        _vector(f"{prefix}.self_attn.softmax", layer, "attn_softmax", causal_scores, SOFTMAX_OPS_PER_ELEMENT,
+                causal_scores * act_bytes, causal_scores * act_bytes),
+        Op(name=f"{prefix}.self_attn.context", layer=layer, role="attn_value", kind="attention", M=tokens, K=tokens,
+           N=hd, batch=config.heads, operand_b_batch=config.kv_heads, causal=True, dtype_bytes=act_bytes),
+        linear("o"),
+        residual("attn_residual"),
+        rmsnorm("post_attention_layernorm"),
+        linear("gate"), linear("up"),
+        _vector(f"{prefix}.mlp.act_mul", layer, "silu_mul", intermediate_elements, SILU_MUL_OPS_PER_ELEMENT,
+                2 * intermediate_elements * act_bytes, intermediate_elements * act_bytes),
+        linear("down"),
+        residual("mlp_residual"),
+    ]
+
+
+def prefill_ops(config: ModelConfig, tokens: int, choose: LinearChooser, linear_dtype_bytes: float = 2.0,
+                act_bytes: float = 2.0, logits_tokens: int = 1) -> list[Op]:
+    """The whole prefill: embedding gather, every decoder layer, final norm and the LM head.
+
+    The LM head runs on ``logits_tokens`` rows: 1 for serving prefill (only the last token's logits
+    are needed); a perplexity evaluation would use all tokens.
+    """
+    hidden_elements = tokens * config.hidden
+    ops = [_vector("embed_tokens", -1, "embedding", hidden_elements, 0.0, hidden_elements * act_bytes,
+                   hidden_elements * act_bytes)]
+    for layer in range(config.layers):
+        ops.extend(decoder_layer_ops(config, layer, tokens, choose, linear_dtype_bytes, act_bytes))
+    ops.append(_vector("norm", -1, "rmsnorm", hidden_elements, RMSNORM_OPS_PER_ELEMENT,
+                       (hidden_elements + config.hidden) * act_bytes, hidden_elements * act_bytes))
+    ops.append(Op(name="lm_head", layer=-1, role="lm_head", kind="linear", M=logits_tokens, K=config.hidden,
+                  N=config.vocab, batch=1, sparse_operand=None, pattern="dense", density=1.0,
+                  natural_zero_fraction=0.0, dtype_bytes=linear_dtype_bytes))
+    return ops

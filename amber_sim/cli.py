@@ -1,0 +1,204 @@
+"""The ``amber-sim`` command.
+
+``amber-sim --hw HW --trace TRACE`` is the main job; subcommands (``inspect``, ``synth``, ...) are
+registered in ``SUBCOMMANDS``. Bad input prints one line and exits with code 2 (a traceback only
+with ``--debug``); Ctrl-C exits with 130 and leaves no half-written file (all writes are atomic).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Sequence
+
+from amber_sim import __version__
+from amber_sim.errors import InputError
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False, width=160)
+
+
+def _split_list(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+# ---------------------------------------------------------------- inspect
+
+def _gflop(flops: float) -> str:
+    return f"{flops / 1e9:,.1f}"
+
+
+def _mib(num_bytes: float) -> str:
+    return f"{num_bytes / 2**20:,.1f}"
+
+
+def print_trace_summary(trace, console) -> None:
+    from rich.table import Table
+
+    from amber_sim.trace_summary import summarize_run
+
+    capture, model = trace.capture, trace.model
+    origin = "SYNTHETIC trace (masks assumed, not measured)" if trace.is_synthetic else "captured trace"
+    console.print(f"[bold]{trace.source_path}[/bold]: {origin}; model {model.name} ({model.family}, weights "
+                  f"{model.weights}); {capture.tokens} tokens (seq_len {capture.seq_len} × batch {capture.batch})")
+    table = Table(title="runs in the trace", title_justify="left")
+    for column, justify in (("run", "left"), ("ops lin/attn/vec", "right"), ("GEMM GFLOP", "right"),
+                            ("sparsified linear FLOPs", "right"), ("linear act. MiB dense", "right"),
+                            ("compressed", "right"), ("act. I/O saved", "right"), ("accuracy", "left")):
+        table.add_column(column, justify=justify, no_wrap=column == "run")
+    for run in trace.runs:
+        summary = summarize_run(run)
+        counts = summary.op_counts
+        metrics = run.metrics or {}
+        accuracy = ", ".join(f"{key}={value:.4g}" for key, value in metrics.items()
+                             if key in ("perplexity", "top1_agreement") and value is not None) or "n/a"
+        table.add_row(run.id, f"{counts.get('linear', 0)}/{counts.get('attention', 0)}/{counts.get('vector', 0)}",
+                      _gflop(summary.gemm_flops), f"{summary.sparsified_linear_flop_share:.1%}",
+                      _mib(summary.linear_activation_bytes_dense), _mib(summary.linear_activation_bytes_compressed),
+                      f"{summary.activation_io_savings:.1%}", accuracy)
+    console.print(table)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from amber_sim.paths import resolve_trace
+    from amber_sim.trace import load_trace
+
+    trace = load_trace(resolve_trace(args.trace))
+    print_trace_summary(trace, _console())
+    return 0
+
+
+def add_inspect(subparsers) -> None:
+    parser = subparsers.add_parser("inspect", help="validate a trace and summarise its runs (no hardware)")
+    parser.add_argument("trace", help="trace file, or a bundled name such as llama.json")
+    parser.set_defaults(handler=cmd_inspect)
+
+
+# ---------------------------------------------------------------- synth
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from amber_sim.capture.synthetic import SyntheticSpec, synthetic_trace
+    from amber_sim.models.architectures import get_arch
+    from amber_sim.trace import ModelConfig, save_trace
+
+    arch = get_arch(args.model)
+    config = ModelConfig(hidden=arch.hidden, layers=arch.layers, heads=arch.heads, kv_heads=arch.kv_heads,
+                         intermediate=arch.intermediate, vocab=arch.vocab, head_dim=arch.head_dim,
+                         max_position=arch.max_position)
+    if args.seq_len <= 0 or args.seq_len > arch.max_position:
+        raise InputError("--seq-len", None, f"expected 1..{arch.max_position} for {arch.name}, got {args.seq_len}")
+    spec = SyntheticSpec(model_name=arch.name, family=arch.family, config=config, seq_len=args.seq_len,
+                         patterns=tuple(_split_list(args.patterns)), precisions=tuple(_split_list(args.precision)),
+                         policy=args.policy, created=args.created)
+    trace = synthetic_trace(spec)
+    command = " ".join(["amber-sim", "synth", *sys.argv[2:]]) if args.record_command else None
+    if command:
+        import dataclasses
+
+        trace = dataclasses.replace(trace, capture=dataclasses.replace(trace.capture, command=command))
+    path = save_trace(trace, args.out)
+    _console().print(f"wrote {path} ({len(trace.runs)} runs, {len(trace.runs[0].ops)} ops each, synthetic)")
+    return 0
+
+
+def add_synth(subparsers) -> None:
+    parser = subparsers.add_parser("synth", help="write a SYNTHETIC trace (shapes from an architecture, masks assumed)")
+    parser.add_argument("--model", required=True, help="bundled architecture name, e.g. llama-3.1-8b")
+    parser.add_argument("--seq-len", type=int, required=True, help="prefill tokens")
+    parser.add_argument("--patterns", default="dense,2:4,4:8,8:16,16:32,unstructured", help="comma-separated")
+    parser.add_argument("--precision", default="fp16", help="comma-separated: fp16, w8a8")
+    parser.add_argument("--policy", default="amber-paper", choices=("amber-paper", "all"))
+    parser.add_argument("--created", default=None, help="timestamp to record (for reproducible files)")
+    parser.add_argument("--record-command", action="store_true", help="store the command line in the trace")
+    parser.add_argument("--out", required=True, help="output trace path (its directory must exist)")
+    parser.set_defaults(handler=cmd_synth)
+
+
+# ---------------------------------------------------------------- main job
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from amber_sim.hw.config import load_hardware
+    from amber_sim.paths import resolve_hw_config, resolve_trace
+    from amber_sim.trace import load_trace
+
+    if not args.hw or not args.trace:
+        raise InputError("amber-sim", None, "the main job needs --hw CONFIG and --trace TRACE (see amber-sim --help)")
+    hardware = load_hardware(resolve_hw_config(args.hw))
+    trace = load_trace(resolve_trace(args.trace))
+    trace = select_runs(trace, _split_list(args.patterns))
+    console = _console()
+    console.print(f"[bold]{hardware.source_path}[/bold]: {hardware.name}, {hardware.cores} cores × "
+                  f"{hardware.compute.fp16_macs_per_cycle} fp16 MACs/cycle at {hardware.clock_ghz} GHz, "
+                  f"sparse patterns {list(hardware.sparsity.patterns) or 'none'}")
+    print_trace_summary(trace, console)
+    return 0
+
+
+def select_runs(trace, patterns: list[str] | None):
+    """Keep the runs whose pattern is listed (the dense run is always kept as the baseline)."""
+    import dataclasses
+
+    from amber_sim.patterns import parse_pattern
+
+    if not patterns:
+        return trace
+    wanted = {str(parse_pattern(text, "--patterns")) for text in patterns}
+    available = {run.pattern for run in trace.runs}
+    missing = sorted(wanted - available)
+    if missing:
+        raise InputError("--patterns", None, f"{', '.join(missing)} not in {trace.source_path} "
+                         f"(it has {', '.join(sorted(available))})")
+    runs = tuple(run for run in trace.runs if run.pattern in wanted or run.pattern == "dense")
+    return dataclasses.replace(trace, runs=runs)
+
+
+SUBCOMMANDS: list[Callable] = [add_inspect, add_synth]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="amber-sim",
+        description="Replay an Amber Pruner (N:M activation sparsity) prefill trace on a modelled sparse accelerator.",
+        epilog="Bare names resolve to the bundled hw_configs/ and traces/ (e.g. --hw ascend_like.yaml --trace llama.json).",
+    )
+    parser.add_argument("--version", action="version", version=f"amber-sim {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument("--hw", help="hardware config YAML (path or bundled name)")
+    parser.add_argument("--trace", help="trace JSON (path or bundled name)")
+    parser.add_argument("--out", help="report directory (default reports/<trace>-<hw>/)")
+    parser.add_argument("--patterns", help="comma-separated patterns to report (default: all runs in the trace)")
+    parser.set_defaults(handler=cmd_report)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in SUBCOMMANDS:
+        register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        return args.handler(args)
+    except InputError as error:
+        if debug:
+            raise
+        print(f"amber-sim: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("amber-sim: interrupted; no partial output was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

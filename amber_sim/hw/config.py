@@ -1,0 +1,342 @@
+"""Hardware configuration: frozen dataclasses mirroring the YAML, and a validating loader.
+
+Each field carries its unit and meaning in its metadata; the loader walks the
+dataclasses, so the YAML, the dotted paths used by sweeps
+(``memory.dram.bandwidth_gb_s``) and docs/hardware-config.md all come from one
+place. Hardware objects only describe; the simulator decides (DESIGN.md §8).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from amber_sim.errors import InputError
+from amber_sim.patterns import Pattern, parse_pattern
+
+_NO_DEFAULT = dataclasses.MISSING
+
+
+def spec(doc: str, *, default: Any = _NO_DEFAULT, gt: float | None = None, ge: float | None = None,
+         le: float | None = None, choices: tuple[str, ...] | None = None) -> Any:
+    """A dataclass field with its documentation and constraints."""
+    metadata = {"doc": doc, "gt": gt, "ge": ge, "le": le, "choices": choices}
+    if default is _NO_DEFAULT:
+        return field(metadata=metadata)
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("mutable defaults are not allowed")
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class CubeConfig:
+    m: int = spec("rows of the activation tile per cycle (tokens)", gt=0, le=4096)
+    n: int = spec("columns of the output tile per cycle (output channels)", gt=0, le=4096)
+    k: int = spec("reduction depth per cycle (input channels); one cube does m·n·k fp16 MACs per cycle", gt=0, le=4096)
+
+
+@dataclass(frozen=True)
+class SystolicConfig:
+    rows: int = spec("processing-element rows", gt=0, le=4096)
+    cols: int = spec("processing-element columns", gt=0, le=4096)
+    dataflow: str = spec("os (output stationary), ws (weight stationary) or is (input stationary), as SCALE-Sim",
+                         choices=("os", "ws", "is"))
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    kind: str = spec("cube (m×n×k MACs per cycle, tensor-core style) or systolic (rows×cols array)",
+                     choices=("cube", "systolic"))
+    cube: CubeConfig | None = spec("cube shape; required when kind is cube", default=None)
+    systolic: SystolicConfig | None = spec("array shape and dataflow; required when kind is systolic", default=None)
+    int8_macs_per_fp16_mac: float = spec("int8 MAC rate relative to fp16 (W8A8 runs); 2 doubles throughput", default=2.0, ge=1, le=16)
+
+    @property
+    def fp16_macs_per_cycle(self) -> int:
+        if self.kind == "cube":
+            assert self.cube is not None
+            return self.cube.m * self.cube.n * self.cube.k
+        assert self.systolic is not None
+        return self.systolic.rows * self.systolic.cols
+
+
+@dataclass(frozen=True)
+class VectorConfig:
+    elements_per_cycle: int = spec("fp16 elementwise operations per cycle per core (norms, softmax, SiLU, software top-k)", gt=0)
+
+
+@dataclass(frozen=True)
+class SparsifierConfig:
+    kind: str = spec("what selects the top-N of each M: none (activations arrive pre-pruned, free), vector "
+                     "(the vector unit, a software top-k) or dedicated (a hardware unit)",
+                     choices=("none", "vector", "dedicated"))
+    elements_per_cycle: int = spec("activation elements a dedicated sparsifier scores per cycle per core; "
+                                   "ignored for none and vector", default=0, ge=0)
+    vector_ops_per_element: float = spec("vector-unit operations per activation element for a software top-N-of-M "
+                                         "(compare/select network); used when kind is vector", default=0.0, ge=0)
+    fused: bool = spec("true: selection runs as the producer writes the activation (no extra pass over memory); "
+                       "false: its own pass that reads the dense activation and writes the compressed one",
+                       default=True)
+
+
+@dataclass(frozen=True)
+class SparsityConfig:
+    operand: str = spec("which GEMM operand the sparse datapath accepts: activation (A in y = x·Wᵀ), "
+                        "weight, or none (no sparse datapath)", choices=("activation", "weight", "none"))
+    patterns: tuple[str, ...] = spec("N:M patterns executed natively, e.g. ['2:4', '4:8']; empty for none", default=())
+    compressed_io: bool = spec("true: sparse activations travel compressed (values + metadata) and are expanded on chip",
+                               default=False)
+    metadata: str = spec("metadata format: index (ceil(log2 M) bits per kept value) or bitmask (1 bit per element)",
+                         default="index", choices=("index", "bitmask"))
+    sparsifier: SparsifierConfig = spec("the unit that selects kept values", default=SparsifierConfig(kind="none"))
+    overhead_cycles_per_tile: int = spec("cycles added to every compute tile that runs a sparse pattern natively "
+                                         "(metadata decode, mux set-up)", default=0, ge=0)
+
+    def parsed_patterns(self) -> tuple[Pattern, ...]:
+        return tuple(parse_pattern(text) for text in self.patterns)
+
+
+@dataclass(frozen=True)
+class DramConfig:
+    bandwidth_gb_s: float = spec("off-chip bandwidth in GB/s (10⁹ bytes per second), shared by all cores", gt=0)
+    latency_ns: float = spec("latency of one DRAM access in ns, paid once per op before its first tile arrives", ge=0)
+
+
+@dataclass(frozen=True)
+class L2Config:
+    size_mb: float = spec("on-chip shared buffer / L2 size in MiB", gt=0)
+    bandwidth_gb_s: float = spec("L2 to cores bandwidth in GB/s, shared by all cores", gt=0)
+
+
+@dataclass(frozen=True)
+class L1Config:
+    size_kb: float = spec("per-core staging buffer (Ascend L1 / GPU shared memory) in KiB", gt=0)
+    bandwidth_bytes_per_cycle: float = spec("L1 to the operand buffers, bytes per cycle per core", gt=0)
+
+
+@dataclass(frozen=True)
+class BufferConfig:
+    size_kb: float = spec("buffer size in KiB (per core)", gt=0)
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    dram: DramConfig = spec("off-chip memory")
+    l0a: BufferConfig = spec("activation operand buffer per core (Ascend L0A; SCALE-Sim ifmap SRAM)")
+    l0b: BufferConfig = spec("weight operand buffer per core (Ascend L0B; SCALE-Sim filter SRAM)")
+    l0c: BufferConfig = spec("output / accumulator buffer per core (Ascend L0C; SCALE-Sim ofmap SRAM)")
+    l2: L2Config | None = spec("shared on-chip buffer; omit for none", default=None)
+    l1: L1Config | None = spec("per-core staging buffer between L2/DRAM and the operand buffers; omit for none", default=None)
+
+
+@dataclass(frozen=True)
+class EnergyConfig:
+    mac_fp16_pj: float = spec("energy of one fp16 MAC in pJ", ge=0)
+    mac_int8_pj: float = spec("energy of one int8 MAC in pJ", ge=0)
+    dram_pj_per_byte: float = spec("energy per DRAM byte in pJ", ge=0)
+    l2_pj_per_byte: float = spec("energy per L2 byte in pJ", default=0.0, ge=0)
+    sram_pj_per_byte: float = spec("energy per per-core buffer byte (L1/L0) in pJ", default=0.0, ge=0)
+    vector_pj_per_op: float = spec("energy per vector-unit operation in pJ", default=0.0, ge=0)
+
+
+@dataclass(frozen=True)
+class AreaConfig:
+    dense_core_mm2: float = spec("area of one core's dense datapath and buffers in mm²", gt=0)
+    sram_mm2_per_mb: float = spec("area of on-chip SRAM per MiB in mm²", default=0.0, ge=0)
+    mux_mm2_per_lane_input: float = spec("area per MAC lane per mux input of the N:M operand-selection network in mm²; "
+                                         "the network grows with the largest supported M", default=0.0, ge=0)
+    metadata_mm2_per_bit_lane: float = spec("area per metadata bit per MAC lane (index storage/decode) in mm²",
+                                            default=0.0, ge=0)
+    sparsifier_mm2: float = spec("area of one dedicated sparsifier per core in mm²", default=0.0, ge=0)
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    name: str = spec("short identifier used in reports and file names")
+    clock_ghz: float = spec("core clock in GHz", gt=0, le=100)
+    cores: int = spec("number of cores (AI cores / SMs / arrays) working in parallel", gt=0, le=100000)
+    compute: ComputeConfig = spec("the matrix unit of one core")
+    vector: VectorConfig = spec("the vector unit of one core")
+    memory: MemoryConfig = spec("memory hierarchy")
+    sparsity: SparsityConfig = spec("the sparse datapath", default=SparsityConfig(operand="none"))
+    description: str = spec("what this configuration models", default="")
+    sources: tuple[str, ...] = spec("where the numbers come from, one entry per source", default=())
+    assumptions: tuple[str, ...] = spec("numbers that are assumptions rather than published facts", default=())
+    energy: EnergyConfig | None = spec("optional energy model", default=None)
+    area: AreaConfig | None = spec("optional area model for co-design studies", default=None)
+    source_path: str | None = field(default=None, compare=False, metadata={"internal": True})
+
+
+# ---------------------------------------------------------------- generic loader
+
+def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [arg for arg in args if arg is not type(None)]
+        return rest[0], True
+    return annotation, False
+
+
+def _type_name(annotation: Any) -> str:
+    if dataclasses.is_dataclass(annotation):
+        return "mapping"
+    if typing.get_origin(annotation) is tuple:
+        return "list of " + _type_name(typing.get_args(annotation)[0])
+    return {int: "integer", float: "number", str: "string", bool: "boolean"}.get(annotation, str(annotation))
+
+
+def public_fields(cls: type) -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(cls) if not f.metadata.get("internal")]
+
+
+def _convert_scalar(value: Any, annotation: Any, where: str, path: str) -> Any:
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+    elif annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise InputError(where, path, f"expected a finite number, got {value!r}")
+            return float(value)
+    elif annotation is str:
+        if isinstance(value, str):
+            return value
+    raise InputError(where, path, f"expected {_type_name(annotation)}, got {type(value).__name__} {value!r}")
+
+
+def _check_constraints(value: Any, meta: typing.Mapping[str, Any], where: str, path: str) -> None:
+    if meta.get("choices") and value not in meta["choices"]:
+        raise InputError(where, path, f"expected one of {', '.join(meta['choices'])}, got {value!r}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if meta.get("gt") is not None and not value > meta["gt"]:
+            raise InputError(where, path, f"expected a value > {meta['gt']}, got {value!r}")
+        if meta.get("ge") is not None and not value >= meta["ge"]:
+            raise InputError(where, path, f"expected a value >= {meta['ge']}, got {value!r}")
+        if meta.get("le") is not None and not value <= meta["le"]:
+            raise InputError(where, path, f"expected a value <= {meta['le']}, got {value!r}")
+
+
+def _build(cls: type, data: Any, where: str, path: str) -> Any:
+    if not isinstance(data, dict):
+        raise InputError(where, path or "$", f"expected a mapping, got {type(data).__name__} {data!r}")
+    fields = {f.name: f for f in public_fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key in data:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(fields)}"
+            raise InputError(where, _join(path, str(key)), f"unknown key; {hint}")
+    values = {}
+    for name, fld in fields.items():
+        field_path = _join(path, name)
+        if name not in data:
+            if fld.default is _NO_DEFAULT:
+                raise InputError(where, field_path, f"missing required key ({fld.metadata['doc']})")
+            continue
+        annotation, optional = _unwrap_optional(hints[name])
+        raw = data[name]
+        if raw is None and optional:
+            values[name] = None
+            continue
+        values[name] = _convert(raw, annotation, where, field_path)
+        _check_constraints(values[name], fld.metadata, where, field_path)
+    return cls(**values)
+
+
+def _convert(raw: Any, annotation: Any, where: str, path: str) -> Any:
+    if dataclasses.is_dataclass(annotation):
+        return _build(annotation, raw, where, path)
+    if typing.get_origin(annotation) is tuple:
+        if not isinstance(raw, list):
+            raise InputError(where, path, f"expected a list, got {type(raw).__name__} {raw!r}")
+        item_type = typing.get_args(annotation)[0]
+        return tuple(_convert(item, item_type, where, f"{path}[{index}]") for index, item in enumerate(raw))
+    return _convert_scalar(raw, annotation, where, path)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _check_cross_fields(config: HardwareConfig, where: str) -> None:
+    compute = config.compute
+    if compute.kind == "cube" and compute.cube is None:
+        raise InputError(where, "compute.cube", "missing: kind is cube, so give cube: {m, n, k}")
+    if compute.kind == "systolic" and compute.systolic is None:
+        raise InputError(where, "compute.systolic", "missing: kind is systolic, so give systolic: {rows, cols, dataflow}")
+    sparsity = config.sparsity
+    for index, text in enumerate(sparsity.patterns):
+        pattern = parse_pattern(text, where, f"sparsity.patterns[{index}]")
+        if pattern.kind != "nm":
+            raise InputError(where, f"sparsity.patterns[{index}]", f"expected an N:M pattern such as '2:4', got {text!r}")
+    if sparsity.operand == "none" and sparsity.patterns:
+        raise InputError(where, "sparsity.patterns", "must be empty when sparsity.operand is none")
+    if sparsity.sparsifier.kind == "dedicated" and sparsity.sparsifier.elements_per_cycle <= 0:
+        raise InputError(where, "sparsity.sparsifier.elements_per_cycle", "expected a value > 0 for a dedicated sparsifier")
+    if sparsity.sparsifier.kind == "vector" and sparsity.sparsifier.vector_ops_per_element <= 0:
+        raise InputError(where, "sparsity.sparsifier.vector_ops_per_element", "expected a value > 0 for a vector sparsifier")
+
+
+def hardware_from_dict(data: Any, where: str = "<config>") -> HardwareConfig:
+    config = _build(HardwareConfig, data, where, "")
+    _check_cross_fields(config, where)
+    return dataclasses.replace(config, source_path=where)
+
+
+def load_hardware(path: str | Path) -> HardwareConfig:
+    import yaml
+
+    target = Path(path)
+    where = str(path)
+    if not target.is_file():
+        raise InputError(where, None, "no such hardware config (pass a path, or a name from hw_configs/ such as ascend_like.yaml)")
+    try:
+        data = yaml.safe_load(target.read_text("utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        location = f"line {mark.line + 1} column {mark.column + 1}" if mark else None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(where, location, f"invalid YAML: {problem}") from None
+    return hardware_from_dict(data, where)
+
+
+def hardware_to_dict(config: HardwareConfig) -> dict[str, Any]:
+    """The YAML-shaped dict of a config (lists for tuples, no internal fields); loads back to an equal config."""
+    def convert(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: convert(getattr(value, f.name)) for f in public_fields(type(value))}
+        if isinstance(value, tuple):
+            return [convert(item) for item in value]
+        return value
+
+    return convert(config)
+
+
+def field_table(cls: type = HardwareConfig, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """(dotted path, type, default, doc) for every field, depth first: the source of docs/hardware-config.md."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    for fld in public_fields(cls):
+        annotation, optional = _unwrap_optional(hints[fld.name])
+        path = _join(prefix, fld.name)
+        if fld.default is _NO_DEFAULT:
+            default = "required"
+        elif dataclasses.is_dataclass(fld.default):
+            default = "see below"
+        else:
+            default = repr(list(fld.default) if isinstance(fld.default, tuple) else fld.default)
+        rows.append((path, _type_name(annotation) + (" or null" if optional else ""), default, fld.metadata["doc"]))
+        if dataclasses.is_dataclass(annotation):
+            rows.extend(field_table(annotation, path))
+    return rows

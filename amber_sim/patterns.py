@@ -1,0 +1,82 @@
+"""N:M pattern strings and the arithmetic every part of amber-sim shares.
+
+A pattern is ``"dense"``, ``"unstructured"`` (per-token top-k at a measured
+density) or ``"N:M"``: in every group of M consecutive input channels at most N
+values are kept. ``N == M`` is accepted and means dense (hardware such as a
+VEGETA-like engine lists ``4:4`` as a mode); ``0 < N <= M <= MAX_PATTERN_M``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from amber_sim.errors import InputError
+
+MAX_PATTERN_M = 64
+_NM_RE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A parsed pattern. ``kind`` is ``dense``, ``unstructured`` or ``nm``."""
+
+    kind: str
+    n: int = 0
+    m: int = 0
+
+    @property
+    def is_nm(self) -> bool:
+        return self.kind == "nm" and self.n < self.m
+
+    @property
+    def nominal_density(self) -> float:
+        """N/M for N:M patterns, 1 for dense; unstructured has no nominal density."""
+        if self.kind == "nm":
+            return self.n / self.m
+        if self.kind == "dense":
+            return 1.0
+        raise ValueError("unstructured patterns have no nominal density; use the measured one")
+
+    def __str__(self) -> str:
+        return f"{self.n}:{self.m}" if self.kind == "nm" else self.kind
+
+
+def parse_pattern(text: object, where: str = "pattern", field: str | None = None, max_m: int = MAX_PATTERN_M) -> Pattern:
+    """Parse ``dense``, ``unstructured`` or ``N:M`` (0 < N <= M <= max_m); anything else is an InputError."""
+    if not isinstance(text, str):
+        raise InputError(where, field, f"expected a pattern string like '2:4', 'dense' or 'unstructured', got {text!r}")
+    lowered = text.strip().lower()
+    if lowered in ("dense", "unstructured"):
+        return Pattern(lowered)
+    match = _NM_RE.match(lowered)
+    if not match:
+        raise InputError(where, field, f"expected a pattern 'N:M' (e.g. '2:4'), 'dense' or 'unstructured', got {text!r}")
+    n, m = int(match.group(1)), int(match.group(2))
+    if not 0 < n <= m:
+        raise InputError(where, field, f"pattern {text!r} needs 0 < N <= M (keep N of every M channels)")
+    if m > max_m:
+        raise InputError(where, field, f"pattern {text!r} has M = {m}, above the maximum M = {max_m}")
+    return Pattern("nm", n, m)
+
+
+def index_metadata_bits(m: int) -> int:
+    """Bits of in-group index stored per kept value: ceil(log2 M)."""
+    return max(1, math.ceil(math.log2(m))) if m > 1 else 0
+
+
+def compressed_activation_bytes(elements: int, density: float, dtype_bytes: float, m: int, metadata: str) -> float:
+    """Bytes of an N:M-compressed activation of ``elements`` dense entries.
+
+    values: elements · density · dtype_bytes; metadata ``index``: ceil(log2 M) bits per kept
+    value; ``bitmask``: 1 bit per dense element (DESIGN.md §6).
+    """
+    kept = elements * density
+    if metadata == "index":
+        metadata_bits = kept * index_metadata_bits(m)
+    elif metadata == "bitmask":
+        metadata_bits = float(elements)
+    else:
+        raise ValueError(f"unknown metadata format {metadata!r}")
+    return kept * dtype_bytes + metadata_bits / 8.0

@@ -1,0 +1,30 @@
+"""Shared fixtures: a tiny synthetic trace and the bundled configs, built in memory."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from amber_sim.capture.synthetic import SyntheticSpec, synthetic_trace  # noqa: E402
+from amber_sim.trace import ModelConfig  # noqa: E402
+
+TINY_CONFIG = ModelConfig(hidden=64, layers=2, heads=4, kv_heads=2, intermediate=128, vocab=100, head_dim=16,
+                          max_position=256)
+
+
+@pytest.fixture
+def tiny_trace():
+    spec = SyntheticSpec(model_name="tiny", family="llama", config=TINY_CONFIG, seq_len=32,
+                         patterns=("dense", "2:4", "8:16", "unstructured"), precisions=("fp16", "w8a8"),
+                         policy="all", created="2026-01-01T00:00:00+00:00")
+    return synthetic_trace(spec)
+
+
+@pytest.fixture
+def llama_like_config():
+    return ModelConfig(hidden=4096, layers=32, heads=32, kv_heads=8, intermediate=14336, vocab=128256,
+                       head_dim=128, max_position=131072)

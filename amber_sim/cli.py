@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 from amber_sim import __version__
@@ -124,22 +125,74 @@ def add_synth(subparsers) -> None:
 
 # ---------------------------------------------------------------- main job
 
-def cmd_report(args: argparse.Namespace) -> int:
+def _load_inputs(args: argparse.Namespace):
     from amber_sim.hw.config import load_hardware
     from amber_sim.paths import resolve_hw_config, resolve_trace
     from amber_sim.trace import load_trace
 
     if not args.hw or not args.trace:
-        raise InputError("amber-sim", None, "the main job needs --hw CONFIG and --trace TRACE (see amber-sim --help)")
+        raise InputError("amber-sim", None, "needs --hw CONFIG and --trace TRACE (see amber-sim --help)")
     hardware = load_hardware(resolve_hw_config(args.hw))
     trace = load_trace(resolve_trace(args.trace))
-    trace = select_runs(trace, _split_list(args.patterns))
+    return hardware, select_runs(trace, _split_list(getattr(args, "patterns", None)))
+
+
+def default_report_dir(trace_path: str, hw_name: str) -> Path:
+    from amber_sim.paths import REPORT_DIR
+
+    return REPORT_DIR / f"{Path(trace_path).stem}-{hw_name}"
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from amber_sim.report.files import write_report
+    from amber_sim.report.terminal import print_report
+    from amber_sim.sim.engine import simulate_trace
+
+    hardware, trace = _load_inputs(args)
     console = _console()
-    console.print(f"[bold]{hardware.source_path}[/bold]: {hardware.name}, {hardware.cores} cores × "
-                  f"{hardware.compute.fp16_macs_per_cycle} fp16 MACs/cycle at {hardware.clock_ghz} GHz, "
-                  f"sparse patterns {list(hardware.sparsity.patterns) or 'none'}")
-    print_trace_summary(trace, console)
+    result = simulate_trace(hardware, trace)
+    print_report(result, console, args.run, args.top)
+    out_dir = Path(args.out) if args.out else default_report_dir(trace.source_path, hardware.name)
+    written = write_report(result, out_dir, args.run)
+    console.print(f"wrote {len(written)} files to {out_dir}/ (report.md, report.json, ops.csv, plots)")
     return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from amber_sim.report.terminal import explain_op
+    from amber_sim.sim.engine import simulate_run
+
+    hardware, trace = _load_inputs(args)
+    runs = [run for run in trace.runs if args.run is None or run.id == args.run]
+    if not runs:
+        raise InputError("--run", None, f"no run {args.run!r} in {trace.source_path} "
+                         f"(runs: {', '.join(run.id for run in trace.runs)})")
+    console = _console()
+    found = False
+    for run in runs:
+        result = simulate_run(hardware, run)
+        for op in result.ops:
+            if op.name == args.op:
+                found = True
+                console.print(f"[bold]run {run.id}[/bold] on {hardware.name}")
+                for line in explain_op(op, hardware.clock_ghz):
+                    console.print(line, markup=False)
+    if not found:
+        import difflib
+
+        names = [op.name for op in runs[0].ops]
+        close = difflib.get_close_matches(args.op, names, n=3)
+        raise InputError("--op", None, f"no op named {args.op!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
+    return 0
+
+
+def add_explain(subparsers) -> None:
+    parser = subparsers.add_parser("explain", help="show how one op's cycles were obtained")
+    parser.add_argument("--hw", required=True, help="hardware config YAML (path or bundled name)")
+    parser.add_argument("--trace", required=True, help="trace JSON (path or bundled name)")
+    parser.add_argument("--op", required=True, help="op name, e.g. layers.0.mlp.down_proj")
+    parser.add_argument("--run", help="run id (default: every run)")
+    parser.set_defaults(handler=cmd_explain)
 
 
 def select_runs(trace, patterns: list[str] | None):
@@ -160,7 +213,7 @@ def select_runs(trace, patterns: list[str] | None):
     return dataclasses.replace(trace, runs=runs)
 
 
-SUBCOMMANDS: list[Callable] = [add_inspect, add_synth]
+SUBCOMMANDS: list[Callable] = [add_inspect, add_explain, add_synth]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trace", help="trace JSON (path or bundled name)")
     parser.add_argument("--out", help="report directory (default reports/<trace>-<hw>/)")
     parser.add_argument("--patterns", help="comma-separated patterns to report (default: all runs in the trace)")
+    parser.add_argument("--run", help="run whose slowest layers are detailed (default: the fastest sparse run)")
+    parser.add_argument("--top", type=int, default=5, help="slowest layers to list (default 5)")
     parser.set_defaults(handler=cmd_report)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for register in SUBCOMMANDS:

@@ -1,0 +1,97 @@
+"""The per-run numbers the report prints, computed once from simulation results (docs/metrics.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amber_sim.sim.engine import RunResult, TraceResult
+from amber_sim.trace_summary import summarize_run
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run_id: str
+    pattern: str
+    criterion: str
+    policy: str
+    mitigation: str
+    precision: str
+    prefill_ms: float
+    prefill_cycles: int
+    dense_cycles: int
+    linear_speedup: float
+    end_to_end_speedup: float
+    compute_utilization: float
+    dram_bytes: float
+    activation_io_savings: float
+    io_savings: float
+    sparsified_linear_flop_share: float
+    perplexity: float | None
+    top1_agreement: float | None
+    dominant_bound: str
+    energy_mj: float | None
+
+
+def run_row(result: RunResult) -> RunRow:
+    run = result.run
+    metrics = run.metrics or {}
+    return RunRow(
+        run_id=run.id, pattern=run.pattern, criterion=run.criterion, policy=run.policy, mitigation=run.mitigation,
+        precision=run.precision, prefill_ms=result.time_ms, prefill_cycles=result.totals.cycles,
+        dense_cycles=result.dense.cycles, linear_speedup=result.speedup_linear,
+        end_to_end_speedup=result.speedup_end_to_end, compute_utilization=result.totals.compute_utilization,
+        dram_bytes=result.totals.dram_bytes, activation_io_savings=result.activation_io_savings,
+        io_savings=result.io_savings,
+        sparsified_linear_flop_share=summarize_run(run).sparsified_linear_flop_share,
+        perplexity=metrics.get("perplexity"), top1_agreement=metrics.get("top1_agreement"),
+        dominant_bound=result.totals.dominant_bound,
+        energy_mj=None if result.totals.energy_pj is None else result.totals.energy_pj * 1e-9,
+    )
+
+
+def run_rows(result: TraceResult) -> list[RunRow]:
+    return [run_row(run) for run in result.runs]
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    layer: int
+    cycles: int
+    share: float
+    slowest_op: str
+    slowest_op_cycles: int
+    bound: str
+    cycles_by_role: dict[str, int]
+
+
+def layer_rows(result: RunResult) -> list[LayerRow]:
+    """Per decoder layer (-1: ops outside the layers), slowest first."""
+    layers: dict[int, list] = {}
+    for op in result.ops:
+        layers.setdefault(op.layer, []).append(op)
+    total = result.totals.cycles or 1
+    rows = []
+    for layer, ops in layers.items():
+        slowest = max(ops, key=lambda op: op.cycles)
+        by_role: dict[str, int] = {}
+        for op in ops:
+            by_role[op.role] = by_role.get(op.role, 0) + op.cycles
+        cycles = sum(op.cycles for op in ops)
+        rows.append(LayerRow(layer=layer, cycles=cycles, share=cycles / total, slowest_op=slowest.name,
+                             slowest_op_cycles=slowest.cycles, bound=slowest.bound, cycles_by_role=by_role))
+    return sorted(rows, key=lambda row: (-row.cycles, row.layer))
+
+
+def choose_run(result: TraceResult, run_id: str | None) -> RunResult:
+    """The run whose layers are detailed: the one named, else the fastest non-dense run, else the first."""
+    if run_id is not None:
+        for run in result.runs:
+            if run.run.id == run_id:
+                return run
+        from amber_sim.errors import InputError
+
+        raise InputError("--run", None, f"no run {run_id!r} in the trace (runs: {', '.join(r.run.id for r in result.runs)})")
+    sparse = [run for run in result.runs if run.run.pattern != "dense"]
+    if not sparse:
+        return result.runs[0]
+    return min(sparse, key=lambda run: (run.totals.cycles, run.run.id))

@@ -205,7 +205,7 @@ def _gemm_work(op: Op, mode: _Mode, out_bytes: float) -> GemmWork:
         causal = "value" if op.role == "attn_value" else "score"
     return GemmWork(
         M=op.M, K=op.K, N=op.N, batch=op.batch, b_batch=op.operand_b_batch or op.batch, causal=causal,
-        a_bytes_per_element=mode.a_bytes_per_element, a_values_fraction=mode.k_compute_ratio,
+        a_bytes_per_element=mode.a_bytes_per_element,
         b_bytes=op.dtype_bytes, out_bytes=out_bytes, k_compute_ratio=mode.k_compute_ratio, k_unit=mode.k_unit,
         int8=op.dtype_bytes <= 1.0 and op.kind == "linear", a_on_chip=op.role == "attn_value",
         out_on_chip=op.role == "attn_score", overhead_cycles_per_step=mode.overhead,

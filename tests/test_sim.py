@@ -1,0 +1,238 @@
+"""The accelerator model: hand-computed golden cases and the invariants of docs/model.md."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from amber_sim.errors import InputError
+from amber_sim.hw.config import hardware_from_dict, load_hardware
+from amber_sim.patterns import parse_pattern
+from amber_sim.paths import bundled_hw_configs, bundled_traces
+from amber_sim.sim.compat import runs_natively, worst_case_kept_in_hw_group
+from amber_sim.sim.engine import simulate_ops, simulate_run, simulate_trace
+from amber_sim.sim.gemm import GemmWork, simulate_gemm
+from amber_sim.trace import Op, Run, load_trace
+
+
+def tiny_hw(**overrides):
+    """One core, 1 GHz, a cube of the given shape, no L1/L2, DRAM bandwidth in bytes per cycle."""
+    data = {
+        "name": "tiny", "clock_ghz": 1.0, "cores": overrides.pop("cores", 1),
+        "compute": {"kind": "cube", "cube": overrides.pop("cube", {"m": 4, "n": 4, "k": 4})},
+        "vector": {"elements_per_cycle": 8},
+        "memory": {"dram": {"bandwidth_gb_s": overrides.pop("dram_bytes_per_cycle", 4.0),
+                            "latency_ns": overrides.pop("latency_ns", 0.0)},
+                   "l0a": {"size_kb": 64}, "l0b": {"size_kb": 64}, "l0c": {"size_kb": 64}},
+    }
+    data.update(overrides)
+    return hardware_from_dict(data, "tiny.yaml")
+
+
+def dense_work(M, K, N, batch=1):
+    return GemmWork(M=M, K=K, N=N, batch=batch, b_batch=batch, causal="none", a_bytes_per_element=2.0, b_bytes=2.0,
+                    out_bytes=2.0, k_compute_ratio=1.0, k_unit=1, int8=False, a_on_chip=False, out_on_chip=False,
+                    overhead_cycles_per_step=0)
+
+
+# ---------------------------------------------------------------- golden cases
+
+def test_golden_single_tile():
+    """4×4×4 fp16 on one 4×4×4 cube at 4 B/cycle: the only tile is the whole GEMM.
+
+    load A+B = (16 + 16)·2 B / 4 = 16 cycles; compute 1 cube step; store 16·2 B / 4 = 8 cycles;
+    latency 10 ns at 1 GHz = 10 cycles before the first load. 10 + 16 + 1 + 8 = 35.
+    """
+    result = simulate_gemm(tiny_hw(latency_ns=10.0), dense_work(4, 4, 4))
+    assert result.cycles == 35
+    assert (result.load_cycles, result.compute_cycles, result.store_cycles) == (16, 1, 8)
+
+
+def test_golden_double_buffering_hides_compute():
+    """4×8×4 (M×K×N) on a 2×2×2 cube at 4 B/cycle: K streams in chunks of tk.
+
+    tk = 8: load 128 B = 32, compute 2·2·4 = 16, store 32 B = 8 → 56.
+    tk = 4: load0 0-16, compute0 16-24, load1 16-32, compute1 32-40, store 40-48 → 48.
+    tk = 2: loads of 32 B take 8 cycles and computes 4; load0 0-8, c0 8-12, load1 8-16, c1 16-20,
+            load2 16-24 (its buffer freed at 12), c2 24-28, load3 24-32, c3 32-36, store 36-44 → 44.
+    Splitting M or N only adds traffic on one core, so the best is 4×4×2 at 44 cycles.
+    """
+    result = simulate_gemm(tiny_hw(cube={"m": 2, "n": 2, "k": 2}), dense_work(4, 8, 4))
+    assert result.cycles == 44
+    assert (result.mapping.tm, result.mapping.tn, result.mapping.tk) == (4, 4, 2)
+
+
+def test_golden_waves_share_bandwidth():
+    """8×4×4 on two cores sharing 8 B/cycle.
+
+    tm = 8: one block on core 0 alone: load (64 + 32) B at 8 B/cycle = 12, compute 2, store 64 B = 8 → 22.
+    tm = 4: two blocks in one wave, each core gets 4 B/cycle: load 64 B = 16, compute 1, store 32 B = 8 → 25.
+    """
+    result = simulate_gemm(tiny_hw(cores=2, dram_bytes_per_cycle=8.0), dense_work(8, 4, 4))
+    assert result.cycles == 22 and result.mapping.tm == 8 and result.waves == 1
+
+
+# ---------------------------------------------------------------- pattern compatibility
+
+@pytest.mark.parametrize("data,hw,native", [
+    ("2:4", "8:16", True), ("8:16", "2:4", False), ("2:4", "2:4", True), ("1:4", "2:4", True),
+    ("4:8", "2:4", False), ("2:4", "4:8", True), ("2:8", "2:4", True), ("3:8", "2:4", False),
+    ("2:3", "2:4", False), ("16:32", "8:16", False), ("4:16", "1:4", False), ("1:8", "1:4", True), ("2:16", "2:8", True),
+])
+def test_compatibility_rule(data, hw, native):
+    assert runs_natively(parse_pattern(data), parse_pattern(hw)) is native
+
+
+def test_worst_case_is_computed_over_alignments():
+    # 2:3 data, hardware groups of 4: [0, 4) holds 2 + min(2, 1) = 3 kept values, but [4, 8) overlaps
+    # two channels of group [3, 6) and two of [6, 9): 2 + 2 = 4. The worst alignment decides.
+    assert worst_case_kept_in_hw_group(2, 3, 4) == 4
+    # M = k·Mh: min(N, Mh); Mh = k·M: k·N.
+    assert worst_case_kept_in_hw_group(8, 16, 4) == 4 and worst_case_kept_in_hw_group(2, 4, 16) == 8
+
+
+# ---------------------------------------------------------------- invariants
+
+@pytest.fixture(scope="module")
+def llama_trace():
+    return load_trace(bundled_traces()[[p.name for p in bundled_traces()].index("llama.json")])
+
+
+@pytest.fixture(scope="module")
+def configs():
+    return {path.stem: load_hardware(path) for path in bundled_hw_configs()}
+
+
+def _representative_ops(trace):
+    """Layer 0 and the LM head of the dense run and of the 2:4 run (every op kind and role)."""
+    ops = []
+    for run in trace.runs:
+        if run.precision == "fp16" and run.pattern in ("dense", "2:4", "16:32"):
+            ops += [op for op in run.ops if op.layer in (0, -1)]
+    return tuple(ops)
+
+
+def test_no_op_beats_its_roofline(llama_trace, configs):
+    for name, hw in configs.items():
+        dram_bytes_per_cycle = hw.memory.dram.bandwidth_gb_s / hw.clock_ghz
+        for result in simulate_ops(hw, _representative_ops(llama_trace)):
+            assert result.cycles >= result.ideal_cycles - 1e-6, (name, result.name)
+            traffic = result.activation_bytes + result.weight_bytes + result.output_bytes
+            assert result.cycles >= traffic / dram_bytes_per_cycle - 1, (name, result.name)
+
+
+def _scaled(hw, path: tuple[str, ...], factor: float):
+    def replace(obj, keys):
+        if len(keys) == 1:
+            return dataclasses.replace(obj, **{keys[0]: getattr(obj, keys[0]) * factor})
+        return dataclasses.replace(obj, **{keys[0]: replace(getattr(obj, keys[0]), keys[1:])})
+    return replace(hw, path)
+
+
+@pytest.mark.parametrize("config", ["ascend_like", "edge_npu", "tpu_like", "a100_like"])
+@pytest.mark.parametrize("path", [
+    ("memory", "dram", "bandwidth_gb_s"), ("memory", "l2", "bandwidth_gb_s"), ("memory", "l2", "size_mb"),
+    ("memory", "l1", "size_kb"), ("memory", "l1", "bandwidth_bytes_per_cycle"), ("memory", "l0a", "size_kb"),
+    ("memory", "l0b", "size_kb"), ("memory", "l0c", "size_kb"),
+])
+def test_more_bandwidth_or_sram_never_slows_an_op(llama_trace, configs, config, path):
+    hw = configs[config]
+    node = hw
+    for key in path:
+        node = getattr(node, key, None)
+        if node is None:
+            pytest.skip(f"{config} has no {'.'.join(path)}")
+    ops = tuple(op for op in _representative_ops(llama_trace) if op.layer == 0)
+    before = simulate_ops(hw, ops)
+    after = simulate_ops(_scaled(hw, path, 2.0), ops)
+    for slow, fast in zip(before, after):
+        assert fast.cycles <= slow.cycles, (config, path, fast.name, slow.cycles, fast.cycles)
+
+
+def _ideal(hw):
+    """Same compute, memory so fast it never limits (and no sparsifier cost)."""
+    memory = dataclasses.replace(hw.memory, dram=dataclasses.replace(hw.memory.dram, bandwidth_gb_s=1e9, latency_ns=0.0),
+                                 l2=None, l1=None)
+    sparsity = dataclasses.replace(hw.sparsity, sparsifier=dataclasses.replace(hw.sparsity.sparsifier, kind="none"),
+                                   overhead_cycles_per_tile=0)
+    return dataclasses.replace(hw, memory=memory, sparsity=sparsity)
+
+
+def _linear(pattern="dense", density=1.0, M=2048, K=4096, N=4096):
+    sparse = pattern != "dense"
+    return Op(name="x", layer=0, role="down", kind="linear", M=M, K=K, N=N, batch=1,
+              sparse_operand="activation" if sparse else None, pattern=pattern, density=density,
+              natural_zero_fraction=0.0, dtype_bytes=2.0)
+
+
+@pytest.mark.parametrize("pattern,bound", [("2:4", 2.0), ("4:8", 2.0), ("8:16", 2.0)])
+def test_native_speedup_approaches_m_over_n_and_never_exceeds_it(configs, pattern, bound):
+    hw = _ideal(configs["flexible_nm"])
+    dense = simulate_ops(hw, (_linear(),))[0]
+    sparse = simulate_ops(hw, (_linear(pattern, 0.5),))[0]
+    assert sparse.mode == "native"
+    speedup = dense.cycles / sparse.cycles
+    assert 0.97 * bound <= speedup <= bound  # the remainder is pipeline fill (first load, last store)
+
+
+def test_fallbacks_follow_the_rule(configs):
+    ops = (_linear("4:8", 0.5),)
+    assert simulate_ops(configs["a100_like"], ops)[0].mode == "compressed-io"   # 2:4-only hardware
+    assert simulate_ops(configs["tpu_like"], ops)[0].mode == "dense"           # no sparse datapath
+    on_ascend = simulate_ops(configs["ascend_like"], (_linear("2:4", 0.5),))[0]
+    assert on_ascend.mode == "native" and on_ascend.hw_pattern == "2:4"        # the fastest of 2:4, 4:8, 8:16
+    assert simulate_ops(configs["ascend_like"], (_linear("16:32", 0.5),))[0].mode == "compressed-io"
+    assert simulate_ops(configs["ascend_like"], (_linear("unstructured", 0.5),))[0].mode == "compressed-io"
+
+
+def test_compressed_activation_bytes_match_the_formula(configs):
+    hw = configs["ascend_like"]  # 192 MB L2: the activation is read from DRAM exactly once
+    op = _linear("2:4", 0.5, M=256, K=1024, N=1024)
+    result = simulate_ops(hw, (op,))[0]
+    # values 0.5·2 B + index metadata ceil(log2 4) = 2 bits per kept value, per dense element
+    assert result.activation_bytes == 256 * 1024 * (0.5 * 2 + 0.5 * 2 / 8)
+    compressed_only = simulate_ops(configs["a100_like"], (_linear("4:8", 0.5, M=256, K=1024, N=1024),))[0]
+    assert compressed_only.activation_bytes == 256 * 1024 * (0.5 * 2 + 0.5 * 3 / 8)
+
+
+def test_dense_run_does_not_depend_on_the_sparse_runs(llama_trace, configs):
+    hw = configs["ascend_like"]
+    dense_run = llama_trace.runs[0]
+    alone = simulate_run(hw, dense_run)
+    together = simulate_trace(hw, llama_trace).runs[0]
+    assert alone.totals == together.totals and alone.ops == together.ops
+    assert together.speedup_end_to_end == 1.0 and together.io_savings == 0.0
+
+
+def test_a_sparse_op_can_be_slower_than_dense(configs):
+    hw = configs["a100_like"]
+    slow_sparsifier = dataclasses.replace(hw, sparsity=dataclasses.replace(
+        hw.sparsity, patterns=(), compressed_io=False,
+        sparsifier=dataclasses.replace(hw.sparsity.sparsifier, fused=False)))
+    producer = Op(name="norm", layer=0, role="rmsnorm", kind="vector", elements=2048 * 4096, ops_per_element=4.0,
+                  bytes_in=2 * 2048 * 4096, bytes_out=2 * 2048 * 4096)
+    dense = simulate_ops(slow_sparsifier, (producer, _linear()))[1]
+    sparse = simulate_ops(slow_sparsifier, (producer, _linear("2:4", 0.5)))[1]
+    assert sparse.mode == "dense" and sparse.sparsifier_cycles > 0
+    assert sparse.cycles > dense.cycles
+
+
+def test_buffer_too_small_names_the_buffer():
+    hw = tiny_hw(cube={"m": 64, "n": 64, "k": 64})
+    with pytest.raises(InputError, match=r"tiny.yaml: memory\.l0c\.size_kb: 8 KiB cannot hold even one minimal "
+                                          r"64x64x64 tile of op 'x'.*needs at least 16 KiB"):
+        simulate_ops(dataclasses.replace(hw, memory=dataclasses.replace(
+            hw.memory, l0c=dataclasses.replace(hw.memory.l0c, size_kb=8))), (_linear(M=64, K=64, N=64),))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trace_path", bundled_traces(), ids=lambda p: p.name)
+def test_every_config_runs_on_every_shipped_trace(trace_path, configs):
+    trace = load_trace(trace_path)
+    for name, hw in configs.items():
+        result = simulate_trace(hw, trace)
+        for run in result.runs:
+            assert run.totals.cycles > 0 and 0 < run.totals.compute_utilization <= 1.0, (name, run.run.id)
+            if run.run.pattern == "dense":
+                assert run.speedup_end_to_end == 1.0

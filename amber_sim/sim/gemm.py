@@ -21,6 +21,7 @@ from amber_sim.sim import kernel
 ACCUMULATOR_BYTES = 4  # fp32 / int32 partial sums in L0C
 KIB = 1024
 MIB = 1024 * 1024
+MAX_K_STEPS = 64  # candidate K chunks are at least K / 64 channels
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,9 @@ def _candidates(hw: HardwareConfig, work: GemmWork) -> tuple[np.ndarray, ...]:
     unit_m, unit_n, unit_k = _compute_unit(hw, work)
     tms = _pow2_multiples(unit_m, _round_up(work.M, unit_m))
     tns = _pow2_multiples(unit_n, _round_up(work.N, unit_n))
-    tks = _pow2_multiples(unit_k, _round_up(work.K, unit_k))
+    # K chunks of at least K/MAX_K_STEPS: smaller chunks only shorten the first load, which is already
+    # negligible, while multiplying the steps to simulate. The set depends on K alone, not on buffers.
+    tks = [tk for tk in _pow2_multiples(unit_k, _round_up(work.K, unit_k)) if tk * MAX_K_STEPS >= work.K] or [unit_k]
     return tuple(arr.ravel() for arr in np.meshgrid(tms, tns, tks, (2, 1), (True, False), indexing="ij"))
 
 

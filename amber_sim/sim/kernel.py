@@ -80,6 +80,58 @@ def _l2_rule(l2_bytes, reused_unique, reused_fill, streamed_unique, streamed_fil
 
 
 @njit(cache=True)
+def block_list(p, tm, tn, order_rows):  # pragma: no cover - compiled
+    """(mi, ni, count) of one batch element's output blocks in traversal order; causal scores skip the
+    blocks entirely above the diagonal."""
+    M = int(p[P_M]); N = int(p[P_N]); causal = int(p[P_CAUSAL])
+    mb = _cdiv(M, tm); nb = _cdiv(N, tn)
+    bm = np.empty(mb * nb, dtype=np.int64); bn = np.empty(mb * nb, dtype=np.int64)
+    count = 0
+    outer = mb if order_rows else nb
+    inner = nb if order_rows else mb
+    for o in range(outer):
+        for i in range(inner):
+            mi = o if order_rows else i
+            ni = i if order_rows else o
+            if causal == CAUSAL_SCORE and ni * tn > (mi + 1) * tm - 1:
+                continue
+            bm[count] = mi; bn[count] = ni
+            count += 1
+    return bm, bn, count
+
+
+@njit(cache=True)
+def _fills(p, tm, tn, bm, bn, count):  # pragma: no cover - compiled
+    """Exact A and B bytes loaded into the cores over all blocks (edge blocks move only real bytes)."""
+    M = int(p[P_M]); K = int(p[P_K]); N = int(p[P_N]); batch = int(p[P_BATCH]); causal = int(p[P_CAUSAL])
+    if causal == CAUSAL_NONE:
+        return M * K * p[P_A_BPE] * _cdiv(N, tn) * batch, K * N * p[P_B_BYTES] * _cdiv(M, tm) * batch
+    a_fill = 0.0; b_fill = 0.0
+    for j in range(count):
+        rows = min(tm, M - bm[j] * tm); cols = min(tn, N - bn[j] * tn)
+        k_len = min(K, (bm[j] + 1) * tm) if causal == CAUSAL_VALUE else K
+        a_fill += rows * k_len * p[P_A_BPE]; b_fill += k_len * cols * p[P_B_BYTES]
+    return a_fill * batch, b_fill * batch
+
+
+@njit(cache=True)
+def _dram_fraction(p, tm, tn, order_rows, a_fill, b_fill):  # pragma: no cover - compiled
+    """(DRAM bytes of A, of B, DRAM share of the fill bytes) under the L2 rule."""
+    M = int(p[P_M]); K = int(p[P_K]); N = int(p[P_N]); batch = int(p[P_BATCH])
+    a_bpe = p[P_A_BPE]; b_bytes = p[P_B_BYTES]
+    a_unique = M * K * a_bpe * batch
+    b_unique = K * N * b_bytes * p[P_B_BATCH]
+    if order_rows:
+        dram_a, dram_b = _l2_rule(p[P_L2_BYTES], a_unique, a_fill, b_unique, b_fill, tm * K * a_bpe,
+                                  K * N * b_bytes, _cdiv(M, tm))
+    else:
+        dram_b, dram_a = _l2_rule(p[P_L2_BYTES], b_unique, b_fill, a_unique, a_fill, tn * K * b_bytes,
+                                  M * K * a_bpe, _cdiv(N, tn))
+    fill = a_fill + b_fill
+    return dram_a, dram_b, (dram_a + dram_b) / fill if fill > 0 else 0.0
+
+
+@njit(cache=True)
 def time_mapping(p, tm, tn, tk, acc, order_rows, out, prune_above):  # pragma: no cover - compiled
     """Fill ``out`` with the mapping's result; return False (out untouched) when its average per-core
     compute, a valid lower bound on its cycles, already exceeds ``prune_above``."""
@@ -89,27 +141,13 @@ def time_mapping(p, tm, tn, tk, acc, order_rows, out, prune_above):  # pragma: n
     overhead = int(p[P_OVERHEAD]); l1_bpc = p[P_L1_BPC]
     unit_m = int(p[P_U0]) if p[P_KIND] == KIND_CUBE else 1
     unit_n = int(p[P_U1]) if p[P_KIND] == KIND_CUBE else 1
-    mb = _cdiv(M, tm); nb = _cdiv(N, tn)
-    # ---- pass 1: the blocks of one batch element, in traversal order
-    per_batch = 0
-    bm = np.empty(mb * nb, dtype=np.int64); bn = np.empty(mb * nb, dtype=np.int64)
-    outer = mb if order_rows else nb
-    inner = nb if order_rows else mb
-    for o in range(outer):
-        for i in range(inner):
-            mi = o if order_rows else i
-            ni = i if order_rows else o
-            if causal == CAUSAL_SCORE and ni * tn > (mi + 1) * tm - 1:
-                continue
-            bm[per_batch] = mi; bn[per_batch] = ni
-            per_batch += 1
-    a_fill = 0.0; b_fill = 0.0; out_total = 0.0; issued = 0.0
+    # ---- pass 1: the blocks of one batch element, in traversal order, and their work
+    bm, bn, per_batch = block_list(p, tm, tn, order_rows)
+    out_total = 0.0; issued = 0.0
     work_of_block = np.empty(per_batch, dtype=np.int64)
     for j in range(per_batch):
         rows = min(tm, M - bm[j] * tm); cols = min(tn, N - bn[j] * tn)
         k_len = min(K, (bm[j] + 1) * tm) if causal == CAUSAL_VALUE else K
-        a_fill += rows * k_len * a_bpe
-        b_fill += k_len * cols * b_bytes
         out_total += rows * cols * out_bytes
         rows_p = min(tm, _padded(rows, unit_m)); cols_p = min(tn, _padded(cols, unit_n))
         issued += rows_p * cols_p * math.ceil(k_len * p[P_K_RATIO] - 1e-9)
@@ -118,19 +156,11 @@ def time_mapping(p, tm, tn, tk, acc, order_rows, out, prune_above):  # pragma: n
         if rest > 0:
             work += tile_cycles(p, rows_p, cols_p, rest) + overhead
         work_of_block[j] = work
-    a_fill *= batch; b_fill *= batch; issued *= batch
-    out_total = 0.0 if out_bytes == 0 else out_total * batch
-    # ---- L2 rule
-    a_unique = M * K * a_bpe * batch
-    b_unique = K * N * b_bytes * p[P_B_BATCH]
-    if order_rows:
-        dram_a, dram_b = _l2_rule(p[P_L2_BYTES], a_unique, a_fill, b_unique, b_fill, tm * K * a_bpe,
-                                  K * N * b_bytes, mb)
-    else:
-        dram_b, dram_a = _l2_rule(p[P_L2_BYTES], b_unique, b_fill, a_unique, a_fill, tn * K * b_bytes,
-                                  M * K * a_bpe, nb)
+    issued *= batch
+    out_total *= batch
+    a_fill, b_fill = _fills(p, tm, tn, bm, bn, per_batch)
+    dram_a, dram_b, dram_fraction = _dram_fraction(p, tm, tn, order_rows, a_fill, b_fill)
     fill = a_fill + b_fill
-    dram_fraction = (dram_a + dram_b) / fill if fill > 0 else 0.0
     # ---- critical cores: core 0, the core with the most compute, the core with the last block
     total_blocks = per_batch * batch
     core_work = np.zeros(cores, dtype=np.int64)
@@ -231,28 +261,50 @@ def time_mapping(p, tm, tn, tk, acc, order_rows, out, prune_above):  # pragma: n
 
 @njit(cache=True)
 def quick_bound(p, tm, tn, tk):  # pragma: no cover - compiled
-    """O(1) lower bound: core 0's ceil(blocks/cores) blocks, each costed as the smallest block, loads at
-    the L2 rate (DRAM fraction 0). Used to order candidates and to stop the search early."""
+    """Cheap lower bound, used to order candidates and to stop the search early.
+
+    The larger of: core 0's ceil(blocks/cores) blocks each costed as the smallest block (compute, and
+    loads at the L2 rate with no DRAM share); and, for causal ops, the average compute per core, which
+    the heaviest core (always simulated) reaches.
+    """
     M = int(p[P_M]); K = int(p[P_K]); N = int(p[P_N]); batch = int(p[P_BATCH]); cores = int(p[P_CORES])
-    causal = int(p[P_CAUSAL])
+    causal = int(p[P_CAUSAL]); overhead = int(p[P_OVERHEAD])
     unit_m = int(p[P_U0]) if p[P_KIND] == KIND_CUBE else 1
     unit_n = int(p[P_U1]) if p[P_KIND] == KIND_CUBE else 1
     mb = _cdiv(M, tm); nb = _cdiv(N, tn)
-    total = mb * nb * batch
-    if causal == CAUSAL_SCORE:  # at least the diagonal blocks
-        total = mb * batch
+    per_batch = mb * nb
+    average = 0
+    if causal != CAUSAL_NONE:
+        per_batch = 0
+        work = 0
+        for mi in range(mb):
+            blocks = min(nb, ((mi + 1) * tm - 1) // tn + 1) if causal == CAUSAL_SCORE else nb
+            per_batch += blocks
+            rows_p = min(tm, _padded(min(tm, M - mi * tm), unit_m))
+            k_row = min(K, (mi + 1) * tm) if causal == CAUSAL_VALUE else K
+            full = k_row // tk; rest = k_row - full * tk
+            edge = 1 if blocks == nb else 0  # the last column block may be narrower
+            for narrow in range(2):
+                cols_p = min(tn, _padded(N - (nb - 1) * tn, unit_n)) if narrow == 1 else tn
+                count = edge if narrow == 1 else blocks - edge
+                steps = full * (tile_cycles(p, rows_p, cols_p, tk) + overhead)
+                if rest > 0:
+                    steps += tile_cycles(p, rows_p, cols_p, rest) + overhead
+                work += count * steps
+        average = (work * batch) // cores
+    total = per_batch * batch
     q = _cdiv(total, cores)
     rows = min(tm, M - (mb - 1) * tm); cols = min(tn, N - (nb - 1) * tn)
     k_len = min(K, tm) if causal == CAUSAL_VALUE else K
     rows_p = min(tm, _padded(rows, unit_m)); cols_p = min(tn, _padded(cols, unit_n))
     full = k_len // tk; rest = k_len - full * tk
-    compute = full * (tile_cycles(p, rows_p, cols_p, tk) + int(p[P_OVERHEAD]))
+    compute = full * (tile_cycles(p, rows_p, cols_p, tk) + overhead)
     if rest > 0:
-        compute += tile_cycles(p, rows_p, cols_p, rest) + int(p[P_OVERHEAD])
+        compute += tile_cycles(p, rows_p, cols_p, rest) + overhead
     block_bytes = (rows * p[P_A_BPE] + cols * p[P_B_BYTES]) * k_len
     bandwidth = p[P_L2_BPC] if p[P_L2_BYTES] > 0 else p[P_DRAM_BPC]
     memory = block_bytes * (total - q + 1) / bandwidth  # core 0: q-1 blocks at full contention, one at the tail
-    return max(q * compute, math.floor(memory * (1 - 1e-9)))
+    return max(q * compute, average, math.floor(memory * (1 - 1e-9)))
 
 
 @njit(cache=True)
@@ -260,36 +312,22 @@ def lower_bound(p, tm, tn, tk, order_rows):  # pragma: no cover - compiled
     """A valid lower bound on a mapping's cycles: core 0's compute busy or its memory-queue busy.
 
     Core 0 is always among the simulated cores and its timeline is at least the busy time of its
-    matrix unit and of its memory queue, both summed here exactly over its blocks (the same per-step
-    rounding as the pipeline). Causal ops use the smallest block and a DRAM fraction of 0, which
-    keeps the bound valid.
+    matrix unit and of its memory queue, both summed here exactly over its blocks with the same
+    per-step rounding as the pipeline.
     """
     M = int(p[P_M]); K = int(p[P_K]); N = int(p[P_N]); batch = int(p[P_BATCH]); cores = int(p[P_CORES])
     causal = int(p[P_CAUSAL]); overhead = int(p[P_OVERHEAD]); l1_bpc = p[P_L1_BPC]
     a_bpe = p[P_A_BPE]; b_bytes = p[P_B_BYTES]; out_bytes = p[P_OUT_BYTES]
     unit_m = int(p[P_U0]) if p[P_KIND] == KIND_CUBE else 1
     unit_n = int(p[P_U1]) if p[P_KIND] == KIND_CUBE else 1
-    mb = _cdiv(M, tm); nb = _cdiv(N, tn)
-    per_batch = mb * nb
-    if causal == CAUSAL_SCORE:
-        per_batch = 0
-        for mi in range(mb):
-            per_batch += min(nb, ((mi + 1) * tm - 1) // tn + 1)
+    nb = _cdiv(N, tn); mb = _cdiv(M, tm)
+    if causal == CAUSAL_NONE:
+        bm = np.empty(0, dtype=np.int64); bn = np.empty(0, dtype=np.int64); per_batch = mb * nb
+    else:
+        bm, bn, per_batch = block_list(p, tm, tn, order_rows)
     total = per_batch * batch
-    dram_fraction = 0.0
-    if p[P_L2_BYTES] <= 0:
-        dram_fraction = 1.0
-    elif causal == CAUSAL_NONE:
-        a_fill = M * K * a_bpe * nb * batch; b_fill = K * N * b_bytes * mb * batch
-        a_unique = M * K * a_bpe * batch; b_unique = K * N * b_bytes * p[P_B_BATCH]
-        if order_rows:
-            dram_a, dram_b = _l2_rule(p[P_L2_BYTES], a_unique, a_fill, b_unique, b_fill, tm * K * a_bpe,
-                                      K * N * b_bytes, mb)
-        else:
-            dram_b, dram_a = _l2_rule(p[P_L2_BYTES], b_unique, b_fill, a_unique, a_fill, tn * K * b_bytes,
-                                      M * K * a_bpe, nb)
-        if a_fill + b_fill > 0:
-            dram_fraction = (dram_a + dram_b) / (a_fill + b_fill)
+    a_fill, b_fill = _fills(p, tm, tn, bm, bn, per_batch)
+    dram_fraction = _dram_fraction(p, tm, tn, order_rows, a_fill, b_fill)[2]
     compute_busy = 0
     port_busy = 0
     g = 0
@@ -298,10 +336,10 @@ def lower_bound(p, tm, tn, tk, order_rows):  # pragma: no cover - compiled
         if causal == CAUSAL_NONE:
             mi = j // nb if order_rows else j % mb
             ni = j % nb if order_rows else j // mb
-            rows = min(tm, M - mi * tm); cols = min(tn, N - ni * tn); k_len = K
-        else:  # the smallest block of a causal op
-            rows = min(tm, M - (mb - 1) * tm); cols = min(tn, N - (nb - 1) * tn)
-            k_len = min(K, tm) if causal == CAUSAL_VALUE else K
+        else:
+            mi = bm[j]; ni = bn[j]
+        rows = min(tm, M - mi * tm); cols = min(tn, N - ni * tn)
+        k_len = min(K, (mi + 1) * tm) if causal == CAUSAL_VALUE else K
         active = min(cores, total - (g // cores) * cores)
         per_byte = max(active / p[P_L2_BPC], dram_fraction * active / p[P_DRAM_BPC])
         rows_p = min(tm, _padded(rows, unit_m)); cols_p = min(tn, _padded(cols, unit_n))

@@ -1,0 +1,73 @@
+"""Report files and the main command: every number defined, files deterministic and atomic."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from amber_sim.cli import main
+from amber_sim.hw.config import load_hardware
+from amber_sim.paths import HW_CONFIG_DIR
+from amber_sim.report.files import OPS_CSV_COLUMNS, write_report
+from amber_sim.report.metrics import layer_rows, run_rows
+from amber_sim.sim.engine import simulate_trace
+from amber_sim.trace import save_trace
+
+
+@pytest.fixture
+def tiny_result(tiny_trace):
+    return simulate_trace(load_hardware(HW_CONFIG_DIR / "ascend_like.yaml"), tiny_trace)
+
+
+def test_metrics_follow_their_definitions(tiny_result):
+    for row, run in zip(run_rows(tiny_result), tiny_result.runs):
+        assert row.end_to_end_speedup == pytest.approx(run.dense.cycles / run.totals.cycles)
+        linear = [op for op in run.ops if op.kind == "linear"]
+        assert row.linear_speedup == pytest.approx(run.dense.linear_cycles / sum(op.cycles for op in linear))
+        assert row.io_savings == pytest.approx(1 - run.totals.dram_bytes / run.dense.dram_bytes)
+        ideal = sum(op.useful_macs / op.peak_macs_per_cycle for op in run.ops)
+        assert row.compute_utilization == pytest.approx(ideal / run.totals.cycles)
+        assert row.prefill_ms == pytest.approx(run.totals.cycles / 1.8e6)  # ascend_like runs at 1.8 GHz
+        if run.run.pattern == "dense":
+            assert row.end_to_end_speedup == 1.0 and row.activation_io_savings == 0.0
+    layers = layer_rows(tiny_result.runs[1])
+    assert sum(row.cycles for row in layers) == tiny_result.runs[1].totals.cycles
+
+
+def test_report_files_are_complete_and_deterministic(tiny_result, tmp_path):
+    first = tmp_path / "a"
+    second = tmp_path / "b"
+    write_report(tiny_result, first)
+    write_report(tiny_result, second)
+    names = sorted(path.name for path in first.iterdir())
+    assert names == ["layers.png", "ops.csv", "report.json", "report.md", "roofline.png", "speedup_io.png"]
+    for name in names:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    rows = list(csv.DictReader((first / "ops.csv").open()))
+    assert len(rows) == sum(len(run.ops) for run in tiny_result.runs)
+    assert tuple(rows[0]) == OPS_CSV_COLUMNS
+    report = json.loads((first / "report.json").read_text())
+    assert [run["run_id"] for run in report["runs"]] == [run.run.id for run in tiny_result.runs]
+    assert report["trace"]["synthetic"] is True
+    assert "Synthetic trace" in (first / "report.md").read_text()
+
+
+def test_main_job_prints_and_writes(tiny_trace, tmp_path, capsys):
+    trace_path = save_trace(tiny_trace, tmp_path / "tiny.json")
+    out = tmp_path / "report"
+    assert main(["--hw", "ascend_like.yaml", "--trace", str(trace_path), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "SYNTHETIC" in printed and "2:4/amber/all/fp16" in printed and "slowest layers" in printed
+    assert (out / "report.md").is_file()
+
+
+def test_explain_shows_the_rule_and_mapping(tiny_trace, tmp_path, capsys):
+    trace_path = save_trace(tiny_trace, tmp_path / "tiny.json")
+    assert main(["explain", "--hw", "ascend_like", "--trace", str(trace_path), "--op", "layers.1.mlp.down_proj",
+                 "--run", "2:4/amber/all/fp16"]) == 0
+    printed = capsys.readouterr().out
+    assert "mode: native on hardware pattern 2:4" in printed and "mapping:" in printed and "bound:" in printed
+    assert main(["explain", "--hw", "ascend_like", "--trace", str(trace_path), "--op", "layers.1.mlp.dwn_proj"]) == 2
+    assert "did you mean layers.1.mlp.down_proj" in capsys.readouterr().err

@@ -1,0 +1,38 @@
+"""Synthetic traces: shapes from the architecture, the paper's layer rule, reproducibility of the shipped file."""
+
+from __future__ import annotations
+
+from amber_sim.cli import main
+from amber_sim.paths import TRACE_DIR
+from amber_sim.trace import load_trace
+from amber_sim.trace_summary import summarize_run
+
+
+def test_shipped_llama_trace_is_reproduced_by_its_documented_command(tmp_path):
+    out = tmp_path / "llama.json"
+    assert main(["synth", "--model", "llama-3.1-8b", "--seq-len", "2048", "--precision", "fp16,w8a8",
+                 "--created", "2026-11-22T00:00:00+00:00", "--out", str(out)]) == 0
+    assert out.read_bytes() == (TRACE_DIR / "llama.json").read_bytes()
+
+
+def test_llama_trace_numbers():
+    trace = load_trace(TRACE_DIR / "llama.json")
+    assert trace.is_synthetic and trace.model.weights == "none"
+    dense, sparse = summarize_run(trace.runs[0]), summarize_run(trace.run("8:16/amber/amber-paper/fp16"))
+    # 2·T·(params of the 32 layers' linears) + attention 2·2·T²·d·layers + LM head on one token
+    linear_per_layer = 2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336
+    attention = 2 * 2 * 2048 * 2048 * 128 * 32 * 32
+    expected = 2 * 2048 * linear_per_layer * 32 + attention + 2 * 4096 * 128256
+    assert dense.gemm_flops == expected  # about 30.8 TFLOP
+    # the paper's published share for LLaMA-3.1-8B with skip list 19, 21, 28, 30, 31 is 56.1%
+    assert round(sparse.sparsified_linear_flop_share, 3) == 0.561
+    layer0 = [op for op in trace.runs[0].ops if op.layer == 0]
+    assert [op.kind for op in layer0].count("linear") == 7 and [op.kind for op in layer0].count("attention") == 2
+    skipped = {op.layer for op in trace.run("2:4/amber/amber-paper/fp16").ops if op.role == "q" and not op.is_sparse}
+    assert skipped == {19, 21, 28, 30, 31}
+
+
+def test_unknown_architecture_lists_the_known_ones(capsys, tmp_path):
+    assert main(["synth", "--model", "llama-9b", "--seq-len", "16", "--out", str(tmp_path / "x.json")]) == 2
+    assert "known: llama-2-7b, llama-3.1-8b, qwen2-7b, smollm2-135m" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()

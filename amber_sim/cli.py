@@ -213,7 +213,68 @@ def select_runs(trace, patterns: list[str] | None):
     return dataclasses.replace(trace, runs=runs)
 
 
-SUBCOMMANDS: list[Callable] = [add_inspect, add_explain, add_synth]
+def cmd_validate(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from rich.table import Table
+
+    from amber_sim.paths import PROJECT_ROOT
+    from amber_sim.validate.compare import compare_rows, summarize
+    from amber_sim.validate.scalesim_runner import load_reference, regenerate
+    from amber_sim.validate.scalesim_cases import CASES, case_by_name
+
+    reference = Path(args.reference) if args.reference else PROJECT_ROOT / "validation" / "scalesim_reference.csv"
+    names = _split_list(args.cases)
+    cases = [case_by_name(name) for name in names] if names else list(CASES)
+    console = _console()
+    if args.live or args.regenerate:
+        if args.regenerate:
+            rows = regenerate(reference, cases, merge=bool(names))
+        else:
+            with tempfile.TemporaryDirectory() as scratch:
+                rows = regenerate(Path(scratch) / "scalesim.csv", cases)
+        source = "SCALE-Sim run now"
+    else:
+        if not reference.is_file():
+            raise InputError(str(reference), None, "no reference CSV; run with --regenerate to create it")
+        wanted = {case.name for case in cases}
+        rows = [row for row in load_reference(reference) if row["case"] in wanted]
+        source = f"committed reference {reference.name}"
+    comparisons, amber_wall_s = compare_rows(rows)
+    summary = summarize(comparisons, amber_wall_s)
+    table = Table(title=f"amber-sim systolic mode vs SCALE-Sim v3 ({source}); cycles in SCALE-Sim's convention",
+                  title_justify="left")
+    for name in ("case", "SCALE-Sim cycles", "amber-sim", "error", "amber-sim, SCALE-Sim SRAM", "error ",
+                 "util SCALE-Sim", "util amber-sim"):
+        table.add_column(name, justify="left" if name == "case" else "right", no_wrap=name == "case")
+    for c in comparisons:
+        matched = "no tile fits" if c.amber_matched_sram_cycles is None else f"{c.amber_matched_sram_cycles:,}"
+        matched_error = "" if c.matched_sram_relative_error is None else f"{c.matched_sram_relative_error:+.2%}"
+        table.add_row(c.case, f"{c.scalesim_cycles:,}", f"{c.amber_cycles:,}", f"{c.relative_error:+.2%}", matched,
+                      matched_error, f"{c.scalesim_util:.1%}", f"{c.amber_util:.1%}")
+    console.print(table)
+    console.print(f"stall-free: dense max |error| {summary.dense_max_abs_error:.2%} (target 5%), mean "
+                  f"{summary.dense_mean_abs_error:.2%} (target 2%); N:M sparse max {summary.sparse_max_abs_error:.2%} "
+                  f"(target 10%). With SCALE-Sim's SRAM sizes as double-buffered tiles: max "
+                  f"{summary.matched_sram_max_abs_error:.2%}.")
+    console.print(f"wall time over {summary.cases} GEMMs: SCALE-Sim {summary.scalesim_wall_s:.1f} s, amber-sim "
+                  f"{summary.amber_wall_s * 1e3:.1f} ms: {summary.speed_ratio:,.0f}x faster (target 1,000x)")
+    within = (summary.dense_max_abs_error <= 0.05 and summary.dense_mean_abs_error <= 0.02
+              and summary.sparse_max_abs_error <= 0.10)
+    return 0 if within else 1
+
+
+def add_validate(subparsers) -> None:
+    parser = subparsers.add_parser("validate", help="compare the systolic model with SCALE-Sim v3")
+    parser.add_argument("simulator", choices=("scalesim",), help="the reference simulator")
+    parser.add_argument("--reference", help="reference CSV (default validation/scalesim_reference.csv)")
+    parser.add_argument("--cases", help="comma-separated case names (default: all)")
+    parser.add_argument("--live", action="store_true", help="run SCALE-Sim now (its own venv, minutes)")
+    parser.add_argument("--regenerate", action="store_true", help="run SCALE-Sim and rewrite the reference CSV")
+    parser.set_defaults(handler=cmd_validate)
+
+
+SUBCOMMANDS: list[Callable] = [add_inspect, add_explain, add_synth, add_validate]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -112,8 +112,9 @@ def main() -> int:
         print(f"compress {n}:{m} amber (new arrays)   {t * 1e3:8.1f} ms  {t / t_copy:5.2f}x copy")
         if torch:
             values, indices, _ = K.compress(x, n, m, factor)
-            check_against_torch(K.decompress(values, indices, m, args.k), out if False else K.prune(x, n, m, factor).out,
-                                x, factor, n, m)
+            tv, ti = torch_compress(xt, ft, n, m)
+            dense_ref = torch.zeros(x.shape[0], args.k // m, m).scatter_(-1, ti.long(), tv).view(x.shape).numpy()
+            check_against_torch(dense_ref, K.decompress(values, indices, m, args.k), x, factor, n, m)
             tt = best_of(lambda: torch_compress(xt, ft, n, m), args.torch_reps)
             print(f"  torch topk+sort+gather {n}:{m}        {tt * 1e3:8.1f} ms  kernel {tt / t:5.1f}x faster")
 

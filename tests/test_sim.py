@@ -236,3 +236,14 @@ def test_every_config_runs_on_every_shipped_trace(trace_path, configs):
             assert run.totals.cycles > 0 and 0 < run.totals.compute_utilization <= 1.0, (name, run.run.id)
             if run.run.pattern == "dense":
                 assert run.speedup_end_to_end == 1.0
+
+
+def test_energy_follows_the_config_model(configs):
+    hw = configs["edge_npu"]  # has an energy model
+    energy = hw.energy
+    result = simulate_ops(hw, (_linear(M=256, K=1024, N=1024),))[0]
+    dram = result.activation_bytes + result.weight_bytes + result.output_bytes
+    expected = (result.issued_macs * energy.mac_fp16_pj + dram * energy.dram_pj_per_byte
+                + result.l2_bytes * (energy.l2_pj_per_byte + energy.sram_pj_per_byte))
+    assert result.energy_pj == pytest.approx(expected)
+    assert simulate_ops(configs["a100_like"], (_linear(M=256, K=1024, N=1024),))[0].energy_pj is None

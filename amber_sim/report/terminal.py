@@ -23,14 +23,14 @@ def print_report(result: TraceResult, console, chosen_run_id: str | None = None,
     table = Table(title=f"{Path(trace.source_path or '').name} on {hw.name} ({trace.model.name}, "
                         f"{trace.capture.tokens} tokens); speedups vs the same run all-dense on this hardware",
                   title_justify="left")
-    columns = (("run", "left"), ("prefill ms", "right"), ("linear ×", "right"),
+    columns = (("run", "left"), ("prefill ms", "right"), ("Mcycles", "right"), ("linear ×", "right"),
                ("e2e ×", "right"), ("util.", "right"), ("DRAM GB", "right"), ("act. I/O saved", "right"),
                ("I/O saved", "right"), ("sparse FLOPs", "right"), ("ppl", "right"), ("top-1", "right"),
                ("bound", "left"))
     for name, justify in columns:
         table.add_column(name, justify=justify, no_wrap=name == "run")
     for row in run_rows(result):
-        table.add_row(row.run_id, f"{row.prefill_ms:.2f}", f"{row.linear_speedup:.3f}",
+        table.add_row(row.run_id, f"{row.prefill_ms:.2f}", f"{row.prefill_cycles / 1e6:.2f}", f"{row.linear_speedup:.3f}",
                       f"{row.end_to_end_speedup:.3f}", f"{row.compute_utilization:.1%}", f"{row.dram_bytes / 1e9:.2f}",
                       f"{row.activation_io_savings:.1%}", f"{row.io_savings:.1%}",
                       f"{row.sparsified_linear_flop_share:.1%}", _fmt(row.perplexity, ".2f"),

@@ -1,0 +1,52 @@
+"""Accuracy of a pruned model: perplexity and top-1 next-token agreement with the dense model.
+
+Perplexity = exp(mean negative log-likelihood of every next token in the windows), each window a
+separate forward (no context carried across windows). Top-1 agreement = the fraction of positions whose
+arg-max next token equals the dense model's on the same window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from amber_sim.pruning.apply import AmberConfig, apply_amber, sparsified_linear_flop_share
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    perplexity: float
+    top1_agreement: float
+    sparsified_linear_flop_share: float
+    tokens: int
+
+
+def _forward_stats(model, windows: np.ndarray, reference_argmax: list | None):
+    import torch
+
+    nll_sum, predicted, agree, argmaxes = 0.0, 0, 0, []
+    with torch.no_grad():
+        for index, window in enumerate(windows):
+            ids = torch.as_tensor(window, dtype=torch.long).unsqueeze(0)
+            logits = model(input_ids=ids).logits[0, :-1].float()
+            targets = ids[0, 1:]
+            nll_sum += float(torch.nn.functional.cross_entropy(logits, targets, reduction="sum"))
+            predicted += targets.numel()
+            top1 = logits.argmax(dim=-1)
+            argmaxes.append(top1)
+            if reference_argmax is not None:
+                agree += int((top1 == reference_argmax[index]).sum())
+    return nll_sum, predicted, agree, argmaxes
+
+
+def dense_reference(model, windows: np.ndarray) -> tuple[Accuracy, list]:
+    nll, predicted, _, argmaxes = _forward_stats(model, windows, None)
+    return Accuracy(float(np.exp(nll / predicted)), 1.0, 0.0, predicted), argmaxes
+
+
+def evaluate(model, windows: np.ndarray, config: AmberConfig, dense_argmax: list) -> Accuracy:
+    with apply_amber(model, config):
+        nll, predicted, agree, _ = _forward_stats(model, windows, dense_argmax)
+    return Accuracy(float(np.exp(nll / predicted)), agree / predicted, sparsified_linear_flop_share(model, config),
+                    predicted)

@@ -1,0 +1,128 @@
+"""apply_amber on a small random LLaMA: real masks in prefill, dense decode, policies, mitigations, removal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from amber_sim.errors import InputError  # noqa: E402
+from amber_sim.pruning.apply import (AmberConfig, apply_amber, calibrate_skip_layers,  # noqa: E402
+                                     sparsified_linear_flop_share)
+
+
+@pytest.fixture(scope="module")
+def tiny_llama():
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+                                      num_attention_heads=4, num_key_value_heads=2, vocab_size=101,
+                                      max_position_embeddings=128)
+    return transformers.LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture
+def ids():
+    return torch.randint(0, 101, (1, 24), generator=torch.Generator().manual_seed(1))
+
+
+def _seen_inputs(model, name):
+    """(original input, input the linear actually used) of one module on the next forward."""
+    module = dict(model.named_modules())[name]
+    seen = {}
+    first = module.register_forward_pre_hook(lambda _m, args: seen.__setitem__("before", args[0].detach().clone()),
+                                             prepend=True)
+    after = module.register_forward_hook(lambda _m, args, _out: seen.__setitem__("after", args[0].detach().clone()))
+    return seen, (first, after)
+
+
+def test_prefill_inputs_are_n_of_m_and_kept_values_unchanged(tiny_llama, ids):
+    name = "model.layers.1.mlp.down_proj"
+    seen, hooks = _seen_inputs(tiny_llama, name)
+    with apply_amber(tiny_llama, AmberConfig(pattern="2:4", criterion="magnitude", policy="all")) as handle:
+        with torch.no_grad():
+            tiny_llama(input_ids=ids)
+    for hook in hooks:
+        hook.remove()
+    before = seen["before"].reshape(-1, 128).numpy()
+    after = seen["after"].reshape(-1, 128).numpy()
+    groups = after.reshape(after.shape[0], -1, 4)
+    assert ((groups != 0).sum(axis=2) == 2).all()
+    kept = after != 0
+    assert np.array_equal(after[kept], before[kept])
+    # the kept two of each four are the two largest magnitudes (random inputs: no ties)
+    magnitude = np.abs(before.reshape(before.shape[0], -1, 4))
+    threshold = np.sort(magnitude, axis=2)[:, :, 2:3]
+    assert np.array_equal(magnitude >= threshold, groups != 0)
+    assert handle.stats[name].density == 0.5 and handle.stats[name].calls == 1
+
+
+def test_decode_stays_dense_and_remove_restores(tiny_llama, ids):
+    with torch.no_grad():
+        dense = tiny_llama(input_ids=ids).logits
+    handle = apply_amber(tiny_llama, AmberConfig(pattern="8:16", criterion="amber", policy="all"))
+    with torch.no_grad():
+        sparse = tiny_llama(input_ids=ids).logits
+        calls = {name: stats.calls for name, stats in handle.stats.items()}
+        tiny_llama(input_ids=ids[:, :1])  # one new token: decode
+    assert {name: stats.calls for name, stats in handle.stats.items()} == calls
+    assert not torch.allclose(dense, sparse)
+    handle.remove()
+    with torch.no_grad():
+        assert torch.equal(tiny_llama(input_ids=ids).logits, dense)
+
+
+def test_amber_paper_policy_and_flop_share(tiny_llama, ids):
+    config = AmberConfig(pattern="8:16", policy="amber-paper", skip_layers=(2,))
+    with apply_amber(tiny_llama, config) as handle:
+        pruned = {(stats.layer, stats.role) for stats in handle.stats.values()}
+    assert pruned == {(0, "q"), (0, "gate"), (0, "down"), (1, "q"), (1, "gate"), (1, "down"), (2, "down")}
+    # per layer: q 64·64, k,v 64·32, o 64·64, gate, up, down 64·128; pruned q+gate+down (layer 2: down only)
+    per_layer = 64 * 64 * 2 + 64 * 32 * 2 + 64 * 128 * 3
+    expected = (2 * (64 * 64 + 2 * 64 * 128) + 64 * 128) / (3 * per_layer)
+    assert sparsified_linear_flop_share(tiny_llama, config) == pytest.approx(expected)
+
+
+def test_mitigations_keep_their_promises(tiny_llama, ids):
+    name = "model.layers.0.self_attn.q_proj"
+    for mitigation in ("median-shift", "variance-correction"):
+        seen, hooks = _seen_inputs(tiny_llama, name)
+        with apply_amber(tiny_llama, AmberConfig(pattern="2:4", criterion="magnitude", policy="all",
+                                                 mitigation=mitigation)):
+            with torch.no_grad():
+                tiny_llama(input_ids=ids)
+        for hook in hooks:
+            hook.remove()
+        before = seen["before"].reshape(-1, 64).numpy().astype(np.float64)
+        after = seen["after"].reshape(-1, 64).numpy().astype(np.float64)
+        if mitigation == "median-shift":
+            median = np.median(before, axis=1, keepdims=True)
+            structured = (after - median).reshape(after.shape[0], -1, 4)
+            assert (np.count_nonzero(np.abs(structured) > 1e-6, axis=2) <= 2).all()
+        else:
+            assert np.allclose(after.std(axis=1), before.std(axis=1), rtol=1e-4)
+
+
+def test_calibrated_policy_skips_the_worst_layers(tiny_llama, ids):
+    config = AmberConfig(pattern="2:4", criterion="amber")
+    skip, errors = calibrate_skip_layers(tiny_llama, ids, config, target_flop_share=0.0)
+    assert len(errors) == 6 and all(0 < error < 2 for error in errors.values())
+    assert skip == (0, 1, 2)  # with no floor on the share every layer may be skipped
+    worst = max(range(3), key=lambda layer: max(errors[(layer, "q")], errors[(layer, "gate")]))
+    skip_one, _ = calibrate_skip_layers(tiny_llama, ids, config, target_error=sorted(
+        max(errors[(layer, "q")], errors[(layer, "gate")]) for layer in range(3))[-2])
+    assert skip_one == (worst,)
+
+
+def test_bad_inputs(tiny_llama, ids):
+    with pytest.raises(InputError, match="expected N:M with N < M"):
+        apply_amber(tiny_llama, AmberConfig(pattern="4:4"))
+    with pytest.raises(InputError, match="calibrated policy needs"):
+        apply_amber(tiny_llama, AmberConfig(policy="calibrated"))
+    with pytest.raises(InputError, match="no q/k/v/o/gate/up/down projections"):
+        apply_amber(torch.nn.Sequential(torch.nn.Linear(4, 4)), AmberConfig())
+    with apply_amber(tiny_llama, AmberConfig(pattern="1:48", policy="all")):  # K = 64 is not divisible by 48
+        with pytest.raises(InputError, match="layer model.layers.0.self_attn.q_proj"):
+            with torch.no_grad():
+                tiny_llama(input_ids=ids)

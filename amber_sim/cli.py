@@ -274,7 +274,100 @@ def add_validate(subparsers) -> None:
     parser.set_defaults(handler=cmd_validate)
 
 
-SUBCOMMANDS: list[Callable] = [add_inspect, add_explain, add_synth, add_validate]
+def cmd_eval(args: argparse.Namespace) -> int:
+    import csv
+    import io
+    import itertools
+    import json
+
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from amber_sim.atomic import atomic_write_text
+    from amber_sim.models.corpus import load_split, token_windows
+    from amber_sim.models.loading import load_model
+    from amber_sim.pruning.apply import AmberConfig, calibrate_skip_layers
+    from amber_sim.pruning.evaluate import dense_reference, evaluate
+
+    patterns = _split_list(args.patterns)
+    criteria = _split_list(args.criteria)
+    mitigations = _split_list(args.mitigations)
+    policies = _split_list(args.policy)
+    out_dir = Path(args.out) if args.out else None
+    if out_dir is not None and not out_dir.parent.is_dir():
+        raise InputError("--out", None, f"directory {str(out_dir.parent)!r} does not exist")
+    for pattern, criterion, mitigation, policy in itertools.product(patterns, criteria, mitigations, policies):
+        AmberConfig(pattern=pattern, criterion=criterion, mitigation=mitigation, policy=policy,
+                    skip_layers=() if policy == "calibrated" else None).validated()  # fail before loading anything
+    console = _console()
+    loaded = load_model(args.model)
+    windows = token_windows(load_split("evaluation", loaded.tokenizer), args.seq_len, args.windows)
+    calibration = None
+    if "calibrated" in policies:
+        import torch
+
+        calibration = torch.as_tensor(token_windows(load_split("calibration", loaded.tokenizer), args.seq_len, 1))
+    combos = list(itertools.product(patterns, criteria, mitigations, policies))
+    rows = []
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("dense reference", total=len(combos) + 1)
+        dense, dense_argmax = dense_reference(loaded.model, windows)
+        progress.advance(task)
+        for pattern, criterion, mitigation, policy in combos:
+            progress.update(task, description=f"{pattern} {criterion} {mitigation} {policy}")
+            skip = None
+            if policy == "calibrated":
+                base = AmberConfig(pattern=pattern, criterion=criterion, mitigation=mitigation, model_name=loaded.name)
+                skip, _ = calibrate_skip_layers(loaded.model, calibration, base, target_flop_share=args.target_share)
+            config = AmberConfig(pattern=pattern, criterion=criterion, policy=policy, mitigation=mitigation,
+                                 skip_layers=skip, model_name=loaded.name)
+            accuracy = evaluate(loaded.model, windows, config, dense_argmax)
+            rows.append({"pattern": pattern, "criterion": criterion, "mitigation": mitigation, "policy": policy,
+                         "skip_layers": " ".join(map(str, skip)) if skip is not None else "",
+                         "perplexity": accuracy.perplexity, "perplexity_ratio": accuracy.perplexity / dense.perplexity,
+                         "top1_agreement": accuracy.top1_agreement,
+                         "sparsified_linear_flop_share": accuracy.sparsified_linear_flop_share})
+            progress.advance(task)
+    table = Table(title=f"{loaded.name}: {args.windows} evaluation window(s) of {args.seq_len} tokens; dense "
+                        f"perplexity {dense.perplexity:.3f}", title_justify="left")
+    for name in ("pattern", "criterion", "mitigation", "policy", "perplexity", "× dense", "top-1 agr.", "sparsified FLOPs"):
+        table.add_column(name, justify="left" if name in ("pattern", "criterion", "mitigation", "policy") else "right")
+    for row in rows:
+        table.add_row(row["pattern"], row["criterion"], row["mitigation"], row["policy"], f"{row['perplexity']:.3f}",
+                      f"{row['perplexity_ratio']:.3f}", f"{row['top1_agreement']:.3f}",
+                      f"{row['sparsified_linear_flop_share']:.1%}")
+    console.print(table)
+    if out_dir is not None:
+        out_dir.mkdir(exist_ok=True)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(out_dir / "accuracy.csv", buffer.getvalue())
+        atomic_write_text(out_dir / "accuracy.json", json.dumps(
+            {"model": loaded.name, "seq_len": args.seq_len, "windows": args.windows, "split": "evaluation",
+             "dense_perplexity": dense.perplexity, "rows": rows}, indent=1) + "\n")
+        console.print(f"wrote {out_dir}/accuracy.csv and accuracy.json")
+    return 0
+
+
+def add_eval(subparsers) -> None:
+    parser = subparsers.add_parser("eval", help="perplexity and top-1 agreement of Amber-pruned models on BBC text")
+    parser.add_argument("--model", default="smollm2-135m", help="smollm2-135m, a .gguf file or a local HF directory")
+    parser.add_argument("--patterns", default="8:16,2:4", help="comma-separated")
+    parser.add_argument("--criteria", default="amber", help="comma-separated: magnitude, amber, amber-robust, clact")
+    parser.add_argument("--mitigations", default="none", help="comma-separated: none, median-shift, "
+                        "variance-correction, median-shift+variance-correction")
+    parser.add_argument("--policy", default="amber-paper", help="comma-separated: all, amber-paper, calibrated")
+    parser.add_argument("--target-share", type=float, default=0.55,
+                        help="calibrated policy: keep at least this share of linear FLOPs sparsified")
+    parser.add_argument("--seq-len", type=int, default=2048)
+    parser.add_argument("--windows", type=int, default=1, help="evaluation windows of --seq-len tokens")
+    parser.add_argument("--out", help="directory for accuracy.csv and accuracy.json")
+    parser.set_defaults(handler=cmd_eval)
+
+
+SUBCOMMANDS: list[Callable] = [add_inspect, add_explain, add_synth, add_validate, add_eval]
 
 
 def build_parser() -> argparse.ArgumentParser:

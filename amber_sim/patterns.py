@@ -31,13 +31,13 @@ class Pattern:
         return self.kind == "nm" and self.n < self.m
 
     @property
-    def nominal_density(self) -> float:
-        """N/M for N:M patterns, 1 for dense; unstructured has no nominal density."""
+    def density(self) -> float | None:
+        """N/M for N:M, 1.0 for dense, None for unstructured (its density is chosen per run)."""
         if self.kind == "nm":
             return self.n / self.m
         if self.kind == "dense":
             return 1.0
-        raise ValueError("unstructured patterns have no nominal density; use the measured one")
+        return None
 
     def __str__(self) -> str:
         return f"{self.n}:{self.m}" if self.kind == "nm" else self.kind

@@ -41,7 +41,7 @@ def _run_id(pattern: str, criterion: str, policy: str, precision: str) -> str:
 def _build_run(spec: SyntheticSpec, pattern_text: str, precision: str) -> Run:
     pattern = parse_pattern(pattern_text, "synthetic trace", "patterns")
     dense = pattern.kind == "dense" or (pattern.kind == "nm" and pattern.n == pattern.m)
-    density = UNSTRUCTURED_ASSUMED_DENSITY if pattern.kind == "unstructured" else pattern.nominal_density
+    density = UNSTRUCTURED_ASSUMED_DENSITY if pattern.kind == "unstructured" else pattern.density
     skip_layers = PUBLISHED_SKIP_LAYERS.get(spec.model_name, ()) if spec.policy == "amber-paper" else ()
 
     def choose(layer: int, role: str, tokens: int, k: int, n: int) -> LinearChoice:

@@ -54,13 +54,13 @@ def print_trace_summary(trace, console) -> None:
     for column, justify in (("run", "left"), ("ops lin/attn/vec", "right"), ("GEMM GFLOP", "right"),
                             ("sparsified linear FLOPs", "right"), ("linear act. MiB dense", "right"),
                             ("compressed", "right"), ("act. I/O saved", "right"), ("accuracy", "left")):
-        table.add_column(column, justify=justify, no_wrap=column == "run")
+        table.add_column(column, justify=justify, no_wrap=column in ("run", "accuracy"))
     for run in trace.runs:
         summary = summarize_run(run)
         counts = summary.op_counts
         metrics = run.metrics or {}
-        accuracy = ", ".join(f"{key}={value:.4g}" for key, value in metrics.items()
-                             if key in ("perplexity", "top1_agreement") and value is not None) or "n/a"
+        ppl, top1 = metrics.get("perplexity"), metrics.get("top1_agreement")
+        accuracy = "n/a" if ppl is None else f"ppl {ppl:.2f}" + ("" if top1 is None else f", top-1 {top1:.3f}")
         table.add_row(run.id, f"{counts.get('linear', 0)}/{counts.get('attention', 0)}/{counts.get('vector', 0)}",
                       _gflop(summary.gemm_flops), f"{summary.sparsified_linear_flop_share:.1%}",
                       _mib(summary.linear_activation_bytes_dense), _mib(summary.linear_activation_bytes_compressed),
@@ -367,7 +367,52 @@ def add_eval(subparsers) -> None:
     parser.set_defaults(handler=cmd_eval)
 
 
-SUBCOMMANDS: list[Callable] = [add_inspect, add_explain, add_synth, add_validate, add_eval]
+def cmd_capture(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from rich.progress import Progress
+
+    from amber_sim.capture.capture import CaptureSpec, capture_trace
+    from amber_sim.trace import save_trace
+
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise InputError("--out", None, f"directory {str(out.parent)!r} does not exist")
+    patterns = tuple(_split_list(args.patterns))
+    command = " ".join(["amber-sim", "capture", *sys.argv[2:]]) if len(sys.argv) > 2 else None
+    spec = CaptureSpec(model=args.model, seq_len=args.seq_len, patterns=patterns, criterion=args.criterion,
+                       policy=args.policy, mitigation=args.mitigation, command=command, created=args.created)
+    console = _console()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("loading", total=len(patterns) + 1)
+
+        def step(message: str) -> None:
+            progress.update(task, description=f"prefill: {message}")
+            progress.advance(task)
+
+        trace = capture_trace(spec, step)
+    path = save_trace(trace, out)  # atomic: Ctrl-C before this line leaves no file
+    trace = dataclasses.replace(trace, source_path=str(path))
+    console.print(f"wrote {path}: {len(trace.runs)} runs of {len(trace.runs[0].ops)} ops, captured from "
+                  f"{trace.model.name} ({trace.model.weights})")
+    print_trace_summary(trace, console)
+    return 0
+
+
+def add_capture(subparsers) -> None:
+    parser = subparsers.add_parser("capture", help="capture a trace from a real Amber-pruned prefill")
+    parser.add_argument("--model", default="smollm2-135m", help="smollm2-135m, a .gguf file or a local HF directory")
+    parser.add_argument("--seq-len", type=int, default=2048)
+    parser.add_argument("--patterns", default="dense,2:4,4:8,8:16,16:32,unstructured", help="comma-separated")
+    parser.add_argument("--criterion", default="amber")
+    parser.add_argument("--policy", default="amber-paper", choices=("all", "amber-paper"))
+    parser.add_argument("--mitigation", default="none")
+    parser.add_argument("--created", default=None, help="timestamp to record")
+    parser.add_argument("--out", required=True, help="output trace path (its directory must exist)")
+    parser.set_defaults(handler=cmd_capture)
+
+
+SUBCOMMANDS: list[Callable] = [add_inspect, add_explain, add_synth, add_validate, add_eval, add_capture]
 
 
 def build_parser() -> argparse.ArgumentParser:

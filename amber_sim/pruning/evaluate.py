@@ -46,7 +46,13 @@ def dense_reference(model, windows: np.ndarray) -> tuple[Accuracy, list]:
 
 
 def evaluate(model, windows: np.ndarray, config: AmberConfig, dense_argmax: list) -> Accuracy:
-    with apply_amber(model, config):
+    return evaluate_with_stats(model, windows, config, dense_argmax)[0]
+
+
+def evaluate_with_stats(model, windows: np.ndarray, config: AmberConfig, dense_argmax: list):
+    """(Accuracy, per-linear LayerStats measured by the pruning hooks in the same forwards)."""
+    with apply_amber(model, config) as handle:
         nll, predicted, agree, _ = _forward_stats(model, windows, dense_argmax)
-    return Accuracy(float(np.exp(nll / predicted)), agree / predicted, sparsified_linear_flop_share(model, config),
-                    predicted)
+    accuracy = Accuracy(float(np.exp(nll / predicted)), agree / predicted,
+                        sparsified_linear_flop_share(model, config), predicted)
+    return accuracy, dict(handle.stats)

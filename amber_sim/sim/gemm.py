@@ -8,6 +8,7 @@ buffers; blocks are dealt to cores round-robin in waves. See docs/model.md for e
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -15,13 +16,15 @@ from functools import lru_cache
 import numpy as np
 
 from amber_sim.errors import InputError
-from amber_sim.hw.config import HardwareConfig
+from amber_sim.hw.config import HardwareConfig, SparsityConfig, VectorConfig
 from amber_sim.sim import kernel
 
 ACCUMULATOR_BYTES = 4  # fp32 / int32 partial sums in L0C
 KIB = 1024
 MIB = 1024 * 1024
 MAX_K_STEPS = 64  # candidate K chunks are at least K / 64 channels
+_VIEW_VECTOR = VectorConfig(elements_per_cycle=1)   # placeholders in gemm_view: GEMM timing never reads them
+_VIEW_SPARSITY = SparsityConfig(operand="none")
 
 
 @dataclass(frozen=True)
@@ -203,9 +206,18 @@ def _try_order(hw: HardwareConfig, work: GemmWork, tm, tn, tk) -> np.ndarray:
     return per_core * np.maximum(compute * tk, fill)
 
 
+@lru_cache(maxsize=64)
+def gemm_view(hw: HardwareConfig) -> HardwareConfig:
+    """The config with only what a GEMM's timing reads (clock, cores, compute, memory): configs that differ
+    elsewhere (sparsity, vector unit, energy, area, names) share one cache entry per GemmWork, which
+    is what makes sweeps over those fields cheap."""
+    return dataclasses.replace(hw, name="", description="", sources=(), assumptions=(), energy=None, area=None,
+                               vector=_VIEW_VECTOR, sparsity=_VIEW_SPARSITY, source_path=None)
+
+
 def simulate_gemm(hw: HardwareConfig, work: GemmWork, op_name: str = "?") -> GemmResult:
     """The fastest mapping over every candidate that fits, timed exactly (ties: least DRAM traffic)."""
-    result = _simulate_gemm_cached(hw, work)
+    result = _simulate_gemm_cached(gemm_view(hw), work)
     if result is None:
         raise _minimal_tile_error(hw, work, op_name)
     return result

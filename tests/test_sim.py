@@ -247,3 +247,55 @@ def test_energy_follows_the_config_model(configs):
                 + result.l2_bytes * (energy.l2_pj_per_byte + energy.sram_pj_per_byte))
     assert result.energy_pj == pytest.approx(expected)
     assert simulate_ops(configs["a100_like"], (_linear(M=256, K=1024, N=1024),))[0].energy_pj is None
+
+
+# ---------------------------------------------------------------- fused sparsifier (docs/model.md §4)
+
+@pytest.mark.parametrize("trace_name", ["llama.json", "smollm2-135m.json"])
+def test_sparsifier_cycles_are_never_negative(trace_name, configs):
+    trace = load_trace(next(path for path in bundled_traces() if path.name == trace_name))
+    for name, hw in configs.items():
+        for run in simulate_trace(hw, trace).runs:
+            for op in run.ops:
+                assert op.sparsifier_cycles >= 0, (name, run.run.id, op.name, op.sparsifier_cycles)
+                assert op.cycles - op.sparsifier_cycles > 0, (name, run.run.id, op.name)
+
+
+def _fused_hw(sparsifier: dict):
+    """tiny_hw (1 core, 1 GHz, 8 vector lanes, 4 B/cycle DRAM) with 100 cycles of DRAM latency and a
+    2:4 activation datapath (index metadata) whose sparsifier is fused with the producer."""
+    return tiny_hw(latency_ns=100.0, sparsity={"operand": "activation", "patterns": ["2:4"], "compressed_io": True,
+                                               "metadata": "index", "sparsifier": {**sparsifier, "fused": True}})
+
+
+_PRODUCER = Op(name="norm", layer=0, role="rmsnorm", kind="vector", elements=16 * 64, ops_per_element=1.0,
+               bytes_in=2 * 16 * 64, bytes_out=2 * 16 * 64)
+
+
+@pytest.mark.parametrize("sparsifier,dense_sibling,expected", [
+    # vector, 2 ops/element: select = 1024·2/8 = 256 cycles; the vector unit then works 128 + 256 = 384 < 1024:
+    # hidden under the producer's memory time. (The old rule gave 1024 − (100 + 1024) = −100, minus the latency.)
+    ({"kind": "vector", "vector_ops_per_element": 2}, False, 0),
+    # vector, 8 ops/element: select = 1024 cycles; 128 + 1024 = 1152 > 1024: adds 128, the part of the selection
+    # that does not fit the producer's memory slack (1024 − 128 = 896). (Old rule: 1152 − 1124 = 28.)
+    ({"kind": "vector", "vector_ops_per_element": 8}, False, 128),
+    # vector, 2 ops/element, the producer also feeds a dense linear: the selected form (1024 · 1.125 B = 1152 B)
+    # is an extra write of 288 cycles; memory 1024 + 288 = 1312 > 384 of compute: adds 288.
+    ({"kind": "vector", "vector_ops_per_element": 2}, True, 288),
+    # dedicated, 2 elements/cycle: select = 512 cycles beside the producer; max(128, 512, 1024 + 288) − 1024 = 288.
+    # (Old rule: max(512, 1312) − (100 + 1024) = 188: 100 cycles of the write hidden in the DRAM latency.)
+    ({"kind": "dedicated", "elements_per_cycle": 2}, True, 288),
+])
+def test_golden_fused_sparsifier(sparsifier, dense_sibling, expected):
+    """Producer: 16×64 = 1024 elements, 1 op each on 8 lanes = 128 compute cycles; 4096 B at 4 B/cycle = 1024
+    memory cycles (+100 latency): memory-bound with 896 cycles of vector-unit slack. The fused sparsifier adds
+    max(compute + select (vector) or max(compute, select) (dedicated), memory + extra write) − max(compute, memory);
+    the latency is paid once, before any data arrives, and hides nothing."""
+    hw = _fused_hw(sparsifier)
+    ops = (_PRODUCER, _linear("2:4", 0.5, M=16, K=64, N=16)) + ((_linear(M=16, K=64, N=16),) if dense_sibling else ())
+    results = simulate_ops(hw, ops)
+    producer, sparse = results[0], results[1]
+    assert (producer.compute_cycles, producer.load_cycles, producer.cycles) == (128, 1024, 1124)
+    assert sparse.mode == "native"
+    assert sparse.sparsifier_cycles == expected
+    assert sparse.other_bytes == (16 * 64 * 1.125 if dense_sibling else 0.0)

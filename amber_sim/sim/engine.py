@@ -216,9 +216,33 @@ def _gemm_work(op: Op, mode: _Mode, out_bytes: float) -> GemmWork:
 
 @dataclass(frozen=True)
 class _Producer:
+    """The vector op that produces a linear's activation: its vector-unit and DRAM-streaming cycles.
+
+    Its DRAM latency is not here: it is paid before any data arrives, so nothing can overlap with it."""
     compute_cycles: int
     memory_cycles: int
-    cycles: int
+
+    @property
+    def busy_cycles(self) -> int:
+        return max(self.compute_cycles, self.memory_cycles)
+
+
+def producer_of(result: OpResult) -> _Producer:
+    return _Producer(result.compute_cycles, result.load_cycles)
+
+
+def _fused_added_cycles(kind: str, select_cycles: int, producer: _Producer, extra_write_cycles: int) -> int:
+    """Cycles a fused sparsifier adds to its producer (docs/model.md §4); never negative.
+
+    The fused op streams as the producer does, after the same DRAM latency: its memory time grows by the
+    extra write, and either the vector unit does the selection too (``vector``: its compute grows) or a
+    dedicated unit runs beside it. Only the growth of the slower of the two is added."""
+    memory_cycles = producer.memory_cycles + extra_write_cycles
+    if kind == "dedicated":
+        fused_cycles = max(producer.compute_cycles, select_cycles, memory_cycles)
+    else:
+        fused_cycles = max(producer.compute_cycles + select_cycles, memory_cycles)
+    return fused_cycles - producer.busy_cycles
 
 
 def _sparsifier_cost(hw: HardwareConfig, op: Op, stored_activation_bytes: float, producer: _Producer | None,
@@ -235,10 +259,7 @@ def _sparsifier_cost(hw: HardwareConfig, op: Op, stored_activation_bytes: float,
     if sparsifier.fused and producer is not None:
         extra_bytes = stored_activation_bytes if has_dense_siblings else 0.0
         extra_write = int(math.ceil(extra_bytes / _dram_bytes_per_cycle(hw)))
-        if sparsifier.kind == "dedicated":  # runs beside the producer's vector work
-            added = max(0, max(select_cycles, producer.memory_cycles + extra_write) - producer.cycles)
-        else:  # the vector unit does both: its compute grows
-            added = max(producer.compute_cycles + select_cycles, producer.memory_cycles + extra_write) - producer.cycles
+        added = _fused_added_cycles(sparsifier.kind, select_cycles, producer, extra_write)
         return added, extra_bytes, f"sparsifier: {sparsifier.kind}, fused with the producer"
     pass_bytes = elements * op.dtype_bytes + stored_activation_bytes
     memory_cycles = int(math.ceil(pass_bytes / _dram_bytes_per_cycle(hw)))
@@ -333,7 +354,7 @@ def simulate_ops(hw: HardwareConfig, ops: tuple[Op, ...]) -> tuple[OpResult, ...
         if op.kind == "vector":
             group += 1
             result = _simulate_vector(hw, op)
-            producer = _Producer(result.compute_cycles, result.load_cycles, result.cycles)
+            producer = producer_of(result)
         else:
             result = _simulate_gemm_op(hw, op, producer if op.kind == "linear" else None,
                                        consumers_dense.get(group, False))

@@ -119,8 +119,7 @@ def build_plan(trace: Trace) -> TracePlan:
 def _producer(hw: HardwareConfig, op: Op | None):
     if op is None:
         return None
-    result = engine._simulate_vector(hw, op)
-    return engine._Producer(result.compute_cycles, result.load_cycles, result.cycles)
+    return engine.producer_of(engine._simulate_vector(hw, op))
 
 
 def simulate_entry(hw: HardwareConfig, entry: PlanEntry) -> OpResult:

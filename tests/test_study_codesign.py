@@ -1,5 +1,6 @@
 """Pareto computation, the cost model and the two studies (amber_sim/study/)."""
 
+import dataclasses
 import math
 
 import pytest
@@ -34,7 +35,9 @@ def configs():
 
 
 def test_cost_by_hand_for_ascend_like(configs):
-    """ascend_like: 24 cores × 4096 lanes, M_max 16 (8:16), index metadata 4 bits, dedicated sparsifier."""
+    """ascend_like: 24 cores × 4096 lanes, M_max 16 (8:16), index metadata 4 bits, dedicated sparsifier.
+
+    dense_core_mm2 is logic only; the L2 and every core's L1 + L0A + L0B + L0C are charged once, as SRAM."""
     cost = hardware_cost(configs[0])
     lanes = 24 * 4096
     assert cost.dense_mm2 == pytest.approx(24 * 8.0)
@@ -44,6 +47,18 @@ def test_cost_by_hand_for_ascend_like(configs):
     sram_mib = 192 + 24 * (512 + 64 + 64 + 128) / 1024
     assert cost.sram_mm2 == pytest.approx(0.45 * sram_mib)
     assert cost.dram_interface_mm2 == pytest.approx(DRAM_INTERFACE_MM2_PER_GB_S * 1600)
+
+
+def test_buffers_are_charged_once_as_sram(configs):
+    """Doubling ascend_like's L1 (512 → 1024 KiB on 24 cores) adds 24 × 0.5 MiB × 0.45 mm²/MiB = 5.4 mm²,
+    all of it SRAM: the dense core area does not move (it excludes the buffers)."""
+    base = configs[0]
+    bigger = dataclasses.replace(base, memory=dataclasses.replace(
+        base.memory, l1=dataclasses.replace(base.memory.l1, size_kb=1024)))
+    before, after = hardware_cost(base), hardware_cost(bigger)
+    assert after.dense_mm2 == before.dense_mm2 == pytest.approx(24 * 8.0)
+    assert after.sram_mm2 - before.sram_mm2 == pytest.approx(5.4)
+    assert after.total_mm2 - before.total_mm2 == pytest.approx(5.4)
 
 
 def test_flexible_nm_costs_more_than_ascend_like(configs):

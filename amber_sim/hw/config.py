@@ -147,8 +147,10 @@ class EnergyConfig:
 
 @dataclass(frozen=True)
 class AreaConfig:
-    dense_core_mm2: float = spec("area of one core's dense datapath and buffers in mm²", gt=0)
-    sram_mm2_per_mb: float = spec("area of on-chip SRAM per MiB in mm²", default=0.0, ge=0)
+    dense_core_mm2: float = spec("area of one core's dense datapath (MAC array, vector unit, control) in mm², "
+                                 "without its buffers: L0A/L0B/L0C/L1 are charged at sram_mm2_per_mb", gt=0)
+    sram_mm2_per_mb: float = spec("area of on-chip SRAM per MiB in mm² (the L2 and every per-core buffer)",
+                                    default=0.0, ge=0)
     mux_mm2_per_lane_input: float = spec("area per MAC lane per mux input of the N:M operand-selection network in mm²; "
                                          "the network grows with the largest supported M", default=0.0, ge=0)
     metadata_mm2_per_bit_lane: float = spec("area per metadata bit per MAC lane (index storage/decode) in mm²",

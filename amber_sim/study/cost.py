@@ -3,8 +3,9 @@
 Uses the config's optional ``area`` section; a config without one gets DEFAULT_AREA (assumptions
 stated in docs/studies.md). Every term:
 
-- dense datapath: cores × dense_core_mm2
-- SRAM: sram_mm2_per_mb × (L2 MiB + cores × (L1 + L0A + L0B + L0C) MiB)
+- dense datapath: cores × dense_core_mm2 (logic only: the core's buffers are not in it)
+- SRAM: sram_mm2_per_mb × (L2 MiB + cores × (L1 + L0A + L0B + L0C) MiB); every buffer is charged here and
+  only here, so configs that differ in buffer sizes differ in cost by exactly the SRAM they add
 - N:M selection network: cores × MAC lanes × M_max × mux_mm2_per_lane_input (each lane picks 1 of M_max
   inputs, M_max the largest supported hardware M)
 - metadata: cores × MAC lanes × bits × metadata_mm2_per_bit_lane, bits = ⌈log₂ M_max⌉ (index) or M_max
@@ -73,13 +74,18 @@ def _area(hw: HardwareConfig) -> tuple[AreaConfig, str]:
     return scaled, "default assumptions"
 
 
-def sram_mib(hw: HardwareConfig) -> float:
+def per_core_buffer_mib(hw: HardwareConfig) -> float:
+    """L0A + L0B + L0C + L1 of one core (not part of dense_core_mm2)."""
     memory = hw.memory
     per_core_kib = memory.l0a.size_kb + memory.l0b.size_kb + memory.l0c.size_kb
     if memory.l1 is not None:
         per_core_kib += memory.l1.size_kb
-    l2_mib = memory.l2.size_mb if memory.l2 is not None else 0.0
-    return l2_mib + hw.cores * per_core_kib / KIB_PER_MIB
+    return per_core_kib / KIB_PER_MIB
+
+
+def sram_mib(hw: HardwareConfig) -> float:
+    l2_mib = hw.memory.l2.size_mb if hw.memory.l2 is not None else 0.0
+    return l2_mib + hw.cores * per_core_buffer_mib(hw)
 
 
 def hardware_cost(hw: HardwareConfig) -> CostBreakdown:

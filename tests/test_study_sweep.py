@@ -188,3 +188,53 @@ def test_cli_unreachable_dask_keeps_local_table(tmp_path, capsys):
     assert main([*args, "--dask", "tcp://127.0.0.1:9"]) == 2
     assert "no Dask scheduler answers" in capsys.readouterr().err
     assert _table(tmp_path / "s" / DB_NAME) == before
+
+
+# ---------------------------------------------------------------- heatmap panels
+
+def _heatmap_rows(trace, hw):
+    """Every run of ``trace`` at 2 × 2 points (DRAM bandwidth × dedicated sparsifier rate) of ``hw``."""
+    plan = build_plan(trace)
+    rows = []
+    for bandwidth in (800.0, 1600.0):
+        for rate in (64, 256):
+            point_hw = dataclasses.replace(
+                hw, memory=dataclasses.replace(hw.memory, dram=dataclasses.replace(hw.memory.dram, bandwidth_gb_s=bandwidth)),
+                sparsity=dataclasses.replace(hw.sparsity, sparsifier=dataclasses.replace(
+                    hw.sparsity.sparsifier, elements_per_cycle=rate)))
+            point = {"memory.dram.bandwidth_gb_s": bandwidth, "sparsity.sparsifier.elements_per_cycle": rate}
+            rows += [{**row, "point": point} for row in evaluate_point(point_hw, plan)]
+    return rows
+
+
+def _image_panels(fig):
+    return [ax for ax in fig.axes if ax.images]
+
+
+def test_heatmap_has_a_panel_for_every_sparse_run_of_a_12_run_trace(ascend):
+    import numpy as np
+
+    from amber_sim.study.plots import heatmap_figure
+
+    llama = load_trace(TRACE_DIR / "llama.json")
+    assert len(llama.runs) == 12  # 2 dense (fp16, w8a8) + 5 patterns × 2 precisions
+    rows = _heatmap_rows(llama, ascend)
+    fig = heatmap_figure(rows, "memory.dram.bandwidth_gb_s", [800.0, 1600.0],
+                         "sparsity.sparsifier.elements_per_cycle", [64, 256], {}, "llama")
+    panels = _image_panels(fig)
+    assert len(panels) == 10  # was 6 (truncated)
+    expected = {f"{run.pattern} {run.precision}" for run in llama.runs if run.pattern != "dense"}
+    assert {ax.get_title() for ax in panels} == expected and len(expected) == 10
+    for ax in panels:  # every panel holds all 2 × 2 points
+        assert np.isfinite(np.asarray(ax.images[0].get_array(), dtype=float)).sum() == 4
+    assert len(fig.axes) == 10 + 10 + 2  # 10 panels, their 10 colour bars, 2 unused cells of the 3 × 4 grid
+
+
+def test_heatmap_keeps_runs_that_share_pattern_and_precision_apart():
+    from amber_sim.study.plots import heatmap_panels
+
+    rows = [{"run_id": run_id, "pattern": pattern, "precision": "fp16"} for run_id, pattern in
+            (("2:4/amber/p/fp16", "2:4"), ("2:4/wanda/p/fp16", "2:4"), ("4:8/amber/p/fp16", "4:8"),
+             ("dense/none/none/fp16", "dense"))]
+    assert heatmap_panels(rows) == [("2:4/amber/p/fp16", "2:4/amber/p/fp16"), ("2:4/wanda/p/fp16", "2:4/wanda/p/fp16"),
+                                    ("4:8/amber/p/fp16", "4:8 fp16")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -57,25 +58,41 @@ def plot_speedup_lines(rows: list[dict[str, Any]], axis: str, axis_values: Seque
     plt.close(fig)
 
 
-def plot_heatmaps(rows: list[dict[str, Any]], x_axis: str, x_values: Sequence[Any], y_axis: str,
-                  y_values: Sequence[Any], fixed: dict[str, Any], path: Path, title: str, max_panels: int = 6) -> None:
-    """End-to-end speedup over two axes, one panel per sparse run (at most ``max_panels``)."""
+def heatmap_panels(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(run id, panel title) for every sparse run, in title order: one panel each, none left out.
+
+    Dense runs are not drawn (their speedup is 1.0 everywhere by definition). The title is the run's pattern
+    and precision, or its id when two sparse runs share those."""
+    labels = {row["run_id"]: run_label(row) for row in rows if row["pattern"] != "dense"}
+    shared = {label for label in labels.values() if list(labels.values()).count(label) > 1}
+    titled = [(run_id, run_id if label in shared else label) for run_id, label in labels.items()]
+    return sorted(titled, key=lambda item: (item[1], item[0]))
+
+
+def _panel_grid(panels: int) -> tuple[int, int]:
+    """(lines, columns) of a near-square grid with room for every panel."""
+    columns = max(1, math.ceil(math.sqrt(panels)))
+    return -(-panels // columns), columns
+
+
+def heatmap_figure(rows: list[dict[str, Any]], x_axis: str, x_values: Sequence[Any], y_axis: str,
+                   y_values: Sequence[Any], fixed: dict[str, Any], title: str):
+    """The heatmap figure (None without sparse runs): end-to-end speedup over two axes, one panel per sparse run."""
     plt = _pyplot()
     import numpy as np
 
-    labels = sorted({run_label(row) for row in rows if row["pattern"] != "dense"})[:max_panels]
-    if not labels:
-        return
-    columns = min(3, len(labels))
-    lines = -(-len(labels) // columns)
+    panels = heatmap_panels(rows)
+    if not panels:
+        return None
+    lines, columns = _panel_grid(len(panels))
     fig, axes = plt.subplots(lines, columns, figsize=(4.2 * columns, 3.4 * lines), squeeze=False)
     x_index = {_axis_text(value): i for i, value in enumerate(x_values)}
     y_index = {_axis_text(value): i for i, value in enumerate(y_values)}
-    for panel, label in enumerate(labels):
+    for panel, (run_id, label) in enumerate(panels):
         grid = np.full((len(y_values), len(x_values)), np.nan)
         for row in rows:
             point = row["point"]
-            if run_label(row) != label or any(point.get(key) != value for key, value in fixed.items()):
+            if row["run_id"] != run_id or any(point.get(key) != value for key, value in fixed.items()):
                 continue
             grid[y_index[_axis_text(point[y_axis])], x_index[_axis_text(point[x_axis])]] = row["end_to_end_speedup"]
         ax = axes[panel // columns][panel % columns]
@@ -91,13 +108,22 @@ def plot_heatmaps(rows: list[dict[str, Any]], x_axis: str, x_values: Sequence[An
         ax.set_ylabel(y_axis, fontsize=7)
         ax.set_title(label, fontsize=8)
         fig.colorbar(image, ax=ax, shrink=0.8)
-    for panel in range(len(labels), lines * columns):
+    for panel in range(len(panels), lines * columns):
         axes[panel // columns][panel % columns].axis("off")
     held = ", ".join(f"{key}={_axis_text(value)}" for key, value in fixed.items())
     fig.suptitle(title + " (end-to-end speedup)" + (f"; held: {held}" if held else ""), fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def plot_heatmaps(rows: list[dict[str, Any]], x_axis: str, x_values: Sequence[Any], y_axis: str,
+                  y_values: Sequence[Any], fixed: dict[str, Any], path: Path, title: str) -> None:
+    """Write heatmap_figure to ``path`` (nothing without sparse runs)."""
+    fig = heatmap_figure(rows, x_axis, x_values, y_axis, y_values, fixed, title)
+    if fig is None:
+        return
     _save(fig, path)
-    plt.close(fig)
+    _pyplot().close(fig)
 
 
 def plot_sweep_roofline(rows: list[dict[str, Any]], rooflines: dict[str, tuple[float, float]], path: Path,

@@ -34,7 +34,9 @@ _MODULE_ROLE = {"q_proj": "q", "k_proj": "k", "v_proj": "v", "o_proj": "o", "gat
 @dataclass(frozen=True)
 class AmberConfig:
     """What to prune and how. ``skip_layers``: layers whose q_proj/gate_proj stay dense (amber-paper and
-    calibrated policies); None means the published list for ``model_name`` (or none)."""
+    calibrated policies); None means the published list for ``model_name`` (or none). ``skip_linears``:
+    single (layer, role) q/gate linears that also stay dense (role "q" or "gate"; the calibrated policy's
+    per-linear loss metric, amber_sim.pruning.calibrate)."""
 
     pattern: str = "8:16"
     criterion: str = "amber"
@@ -42,6 +44,7 @@ class AmberConfig:
     mitigation: str = "none"
     skip_layers: tuple[int, ...] | None = None
     model_name: str | None = None
+    skip_linears: tuple[tuple[int, str], ...] = ()
 
     def validated(self) -> "AmberConfig":
         pattern = parse_pattern(self.pattern, "amber config", "pattern")
@@ -51,6 +54,10 @@ class AmberConfig:
                                      ("mitigation", self.mitigation, MITIGATIONS)):
             if value not in allowed:
                 raise InputError("amber config", name, f"expected one of {', '.join(allowed)}, got {value!r}")
+        for item in self.skip_linears:
+            if (not isinstance(item, tuple) or len(item) != 2 or not isinstance(item[0], int)
+                    or item[1] not in SKIPPABLE_ROLES):
+                raise InputError("amber config", "skip_linears", f"expected (layer, 'q' or 'gate') pairs, got {item!r}")
         if self.policy == "calibrated" and self.skip_layers is None:
             raise InputError("amber config", "skip_layers", "the calibrated policy needs the skip list that "
                              "calibrate_skip_layers() returns")
@@ -84,6 +91,8 @@ class AmberHandle:
 
     config: AmberConfig
     stats: dict[str, LayerStats] = field(default_factory=dict)
+    #: names of selected linears whose input is left dense for now (calibration sweeps toggle it)
+    bypass: set[str] = field(default_factory=set)
     _hooks: list = field(default_factory=list, repr=False)
 
     def remove(self) -> None:
@@ -131,6 +140,8 @@ def selected(role: str, layer: int, config: AmberConfig) -> bool:
     skip = config.skip_layers
     if skip is None:
         skip = PUBLISHED_SKIP_LAYERS.get(config.model_name or "", ())
+    if (layer, role) in config.skip_linears:
+        return False
     return paper_rule_sparsifies(role, layer, tuple(skip))
 
 
@@ -183,6 +194,8 @@ def apply_amber(model, config: AmberConfig) -> AmberHandle:
             x = args[0]
             if x.dim() < 2 or (x.dim() >= 3 and x.shape[-2] == 1) or (x.dim() == 2 and x.shape[0] == 1):
                 return None  # decode: one new token stays dense
+            if _name in handle.bypass:
+                return None
             pruned, result = prune_activation(x, config, _factor, _name)
             _stats.calls += 1
             _stats.total += result.total
@@ -209,60 +222,17 @@ __all__ = ["AmberConfig", "AmberHandle", "LayerStats", "apply_amber", "find_deco
            "selected", "sparsified_linear_flop_share", "SKIPPABLE_ROLES"]
 
 
-def layer_output_errors(model, input_ids, config: AmberConfig) -> dict[tuple[int, str], float]:
-    """Relative output error e = ‖Y − Y′‖₂ / (‖Y‖₂ + ε) of each q_proj and gate_proj when its input alone is
-    pruned, on the calibration tokens (one dense forward records the inputs)."""
-    import torch
+def layer_output_errors(model, input_ids, config: AmberConfig, captured=None) -> dict[tuple[int, str], float]:
+    """See :func:`amber_sim.pruning.calibrate.layer_output_errors` (kept importable from here)."""
+    from amber_sim.pruning.calibrate import layer_output_errors as output_errors
 
-    captured: dict[str, torch.Tensor] = {}
-    targets = [(name, layer, role, module) for name, layer, role, module in find_decoder_linears(model)
-               if role in SKIPPABLE_ROLES]
-    hooks = [module.register_forward_pre_hook(lambda _m, args, _n=name: captured.__setitem__(_n, args[0].detach()))
-             for name, _layer, _role, module in targets]
-    try:
-        with torch.no_grad():
-            model(input_ids=input_ids)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    errors = {}
-    with torch.no_grad():
-        for name, layer, role, module in targets:
-            x = captured[name]
-            weight = module.weight.detach().float().numpy()
-            factor = column_factor(config.criterion, weight, f"layer {name}")
-            pruned, _ = prune_activation(x, config, factor, name)
-            dense_y = torch.nn.functional.linear(x.float(), module.weight.float())
-            sparse_y = torch.nn.functional.linear(pruned.float(), module.weight.float())
-            errors[(layer, role)] = float(torch.linalg.vector_norm(dense_y - sparse_y)
-                                          / (torch.linalg.vector_norm(dense_y) + 1e-12))
-    return errors
+    return output_errors(model, input_ids, config, captured)
 
 
 def calibrate_skip_layers(model, input_ids, config: AmberConfig, target_error: float | None = None,
-                          target_flop_share: float | None = None) -> tuple[tuple[int, ...], dict[tuple[int, str], float]]:
-    """The calibrated policy: rank layers by the worse of their q_proj / gate_proj errors and keep q/gate dense
-    in the worst ones, either every layer whose error exceeds ``target_error``, or as many of the worst as
-    possible while the sparsified share of linear FLOPs stays at least ``target_flop_share``."""
-    if (target_error is None) == (target_flop_share is None):
-        raise InputError("calibrated policy", None, "give exactly one of target_error or target_flop_share")
-    base = AmberConfig(pattern=config.pattern, criterion=config.criterion, policy="amber-paper",
-                       mitigation=config.mitigation, skip_layers=(), model_name=config.model_name)
-    errors = layer_output_errors(model, input_ids, base)
-    per_layer: dict[int, float] = {}
-    for (layer, _role), error in errors.items():
-        per_layer[layer] = max(per_layer.get(layer, 0.0), error)
-    ranked = sorted(per_layer, key=lambda layer: (-per_layer[layer], layer))
-    skip: list[int] = []
-    for layer in ranked:
-        if target_error is not None:
-            if per_layer[layer] <= target_error:
-                break
-            skip.append(layer)
-            continue
-        trial = AmberConfig(pattern=base.pattern, criterion=base.criterion, policy="amber-paper",
-                            mitigation=base.mitigation, skip_layers=tuple(skip + [layer]))
-        if sparsified_linear_flop_share(model, trial) < target_flop_share:
-            break
-        skip.append(layer)
-    return tuple(sorted(skip)), errors
+                          target_flop_share: float | None = None,
+                          captured=None) -> tuple[tuple[int, ...], dict[tuple[int, str], float]]:
+    """See :func:`amber_sim.pruning.calibrate.calibrate_skip_layers` (kept importable from here)."""
+    from amber_sim.pruning.calibrate import calibrate_skip_layers as calibrate
+
+    return calibrate(model, input_ids, config, target_error, target_flop_share, captured)

@@ -286,13 +286,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from amber_sim.atomic import atomic_write_text
     from amber_sim.models.corpus import load_split, token_windows
     from amber_sim.models.loading import load_model
-    from amber_sim.pruning.apply import AmberConfig, calibrate_skip_layers
+    from amber_sim.pruning.apply import AmberConfig
+    from amber_sim.pruning.calibrate import (CALIBRATION_METRICS, calibrate_skip_layers, calibrate_skip_linears,
+                                             capture_linear_inputs)
     from amber_sim.pruning.evaluate import dense_reference, evaluate
 
     patterns = _split_list(args.patterns)
     criteria = _split_list(args.criteria)
     mitigations = _split_list(args.mitigations)
     policies = _split_list(args.policy)
+    metrics = _split_list(args.calibration_metric)
+    for metric in metrics:
+        if metric not in CALIBRATION_METRICS:
+            raise InputError("--calibration-metric", None, f"expected {' or '.join(CALIBRATION_METRICS)}, got {metric!r}")
+    for name, value in (("--windows", args.windows), ("--seq-len", args.seq_len),
+                        ("--calibration-tokens", args.calibration_tokens)):
+        if value < 1:
+            raise InputError(name, None, f"expected a positive count, got {value}")
+    # the calibrated policy gives one row per calibration metric
+    policy_variants = [(policy, metric) for policy in policies
+                       for metric in (metrics if policy == "calibrated" else [""])]
     out_dir = Path(args.out) if args.out else None
     if out_dir is not None and not out_dir.parent.is_dir():
         raise InputError("--out", None, f"directory {str(out_dir.parent)!r} does not exist")
@@ -302,28 +315,42 @@ def cmd_eval(args: argparse.Namespace) -> int:
     console = _console()
     loaded = load_model(args.model)
     windows = token_windows(load_split("evaluation", loaded.tokenizer), args.seq_len, args.windows)
-    calibration = None
+    calibration = captured = None
     if "calibrated" in policies:
         import torch
 
-        calibration = torch.as_tensor(token_windows(load_split("calibration", loaded.tokenizer), args.seq_len, 1))
-    combos = list(itertools.product(patterns, criteria, mitigations, policies))
+        calibration = torch.as_tensor(token_windows(load_split("calibration", loaded.tokenizer),
+                                                    args.calibration_tokens, 1))
+    combos = list(itertools.product(patterns, criteria, mitigations, policy_variants))
     rows = []
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("dense reference", total=len(combos) + 1)
         dense, dense_argmax = dense_reference(loaded.model, windows)
+        if "output-error" in metrics and calibration is not None:
+            captured = capture_linear_inputs(loaded.model, calibration)  # dense inputs, shared by every combination
         progress.advance(task)
-        for pattern, criterion, mitigation, policy in combos:
-            progress.update(task, description=f"{pattern} {criterion} {mitigation} {policy}")
-            skip = None
+        for pattern, criterion, mitigation, (policy, metric) in combos:
+            label = f"{pattern} {criterion} {mitigation} {policy}" + (f" ({metric})" if metric else "")
+            progress.update(task, description=label)
+            skip, skip_linears = None, ()
             if policy == "calibrated":
                 base = AmberConfig(pattern=pattern, criterion=criterion, mitigation=mitigation, model_name=loaded.name)
-                skip, _ = calibrate_skip_layers(loaded.model, calibration, base, target_flop_share=args.target_share)
+                if metric == "output-error":
+                    skip, _ = calibrate_skip_layers(loaded.model, calibration, base, target_flop_share=args.target_share,
+                                                    captured=captured)
+                else:
+                    def step(done: int, total: int, what: str, _label=label) -> None:
+                        progress.update(task, description=f"{_label}: {what} ({done}/{total})")
+
+                    skip = ()
+                    skip_linears, _ = calibrate_skip_linears(loaded.model, calibration, base, args.target_share, step)
             config = AmberConfig(pattern=pattern, criterion=criterion, policy=policy, mitigation=mitigation,
-                                 skip_layers=skip, model_name=loaded.name)
+                                 skip_layers=skip, skip_linears=skip_linears, model_name=loaded.name)
             accuracy = evaluate(loaded.model, windows, config, dense_argmax)
             rows.append({"pattern": pattern, "criterion": criterion, "mitigation": mitigation, "policy": policy,
+                         "calibration_metric": metric,
                          "skip_layers": " ".join(map(str, skip)) if skip is not None else "",
+                         "skip_linears": " ".join(f"{layer}.{role}" for layer, role in skip_linears),
                          "perplexity": accuracy.perplexity, "perplexity_ratio": accuracy.perplexity / dense.perplexity,
                          "top1_agreement": accuracy.top1_agreement,
                          "sparsified_linear_flop_share": accuracy.sparsified_linear_flop_share})
@@ -333,7 +360,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for name in ("pattern", "criterion", "mitigation", "policy", "perplexity", "× dense", "top-1 agr.", "sparsified FLOPs"):
         table.add_column(name, justify="left" if name in ("pattern", "criterion", "mitigation", "policy") else "right")
     for row in rows:
-        table.add_row(row["pattern"], row["criterion"], row["mitigation"], row["policy"], f"{row['perplexity']:.3f}",
+        policy_label = row["policy"] + (f" ({row['calibration_metric']})" if row["calibration_metric"] else "")
+        table.add_row(row["pattern"], row["criterion"], row["mitigation"], policy_label, f"{row['perplexity']:.3f}",
                       f"{row['perplexity_ratio']:.3f}", f"{row['top1_agreement']:.3f}",
                       f"{row['sparsified_linear_flop_share']:.1%}")
     console.print(table)
@@ -346,7 +374,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         atomic_write_text(out_dir / "accuracy.csv", buffer.getvalue())
         atomic_write_text(out_dir / "accuracy.json", json.dumps(
             {"model": loaded.name, "seq_len": args.seq_len, "windows": args.windows, "split": "evaluation",
-             "dense_perplexity": dense.perplexity, "rows": rows}, indent=1) + "\n")
+             "calibration_tokens": args.calibration_tokens if calibration is not None else None,
+             "target_share": args.target_share, "dense_perplexity": dense.perplexity, "rows": rows}, indent=1) + "\n")
         console.print(f"wrote {out_dir}/accuracy.csv and accuracy.json")
     return 0
 
@@ -361,6 +390,12 @@ def add_eval(subparsers) -> None:
     parser.add_argument("--policy", default="amber-paper", help="comma-separated: all, amber-paper, calibrated")
     parser.add_argument("--target-share", type=float, default=0.55,
                         help="calibrated policy: keep at least this share of linear FLOPs sparsified")
+    parser.add_argument("--calibration-metric", default="output-error",
+                        help="calibrated policy, comma-separated (one row each): output-error (rank layers by the "
+                             "relative output error of q/gate) or loss (per-linear calibration-loss reduction, exact "
+                             "selection within the FLOP budget; 1 + 2·layers forwards)")
+    parser.add_argument("--calibration-tokens", type=int, default=2048,
+                        help="calibrated policy: tokens of the calibration split it measures on (one window)")
     parser.add_argument("--seq-len", type=int, default=2048)
     parser.add_argument("--windows", type=int, default=1, help="evaluation windows of --seq-len tokens")
     parser.add_argument("--out", help="directory for accuracy.csv and accuracy.json")

@@ -11,10 +11,19 @@ Mitigations (arXiv 2509.22166), applied around the N:M selection of each token r
 - ``variance-correction``: the kept values are rescaled by std(x) / std(pruned) (population std over
   the row, zeros included) so the row's variance matches the dense row's;
 - ``median-shift+variance-correction``: both, the variance measured on the shifted row.
+
+Precision ``w8a8`` (Outstanding-sparse, arXiv 2509.22166; docs/pruning.md): every decoder linear gets int8
+per-output-channel weights and int8 per-token dynamic activations (fake quant, :mod:`amber_sim.pruning.quant`);
+the pruned linears are first inverse-smoothed (x·s, W/s). Per linear the order is smooth → score/mask
+(+ mitigation) → quantise the kept values (:class:`LinearPruner`). lm_head is not quantised.
+
+Activations reach the kernels in their own dtype (float32, float16, bfloat16 bit patterns; no float32
+conversion pass without mitigations); a non-contiguous tensor is copied once; other dtypes are an error.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +36,7 @@ from amber_sim.pruning.layer_roles import LINEAR_ROLES, PUBLISHED_SKIP_LAYERS, S
 
 POLICIES = ("all", "amber-paper", "calibrated")
 MITIGATIONS = ("none", "median-shift", "variance-correction", "median-shift+variance-correction")
+PRECISIONS = ("fp16", "w8a8")
 _MODULE_ROLE = {"q_proj": "q", "k_proj": "k", "v_proj": "v", "o_proj": "o", "gate_proj": "gate", "up_proj": "up",
                 "down_proj": "down"}
 
@@ -45,11 +55,23 @@ class AmberConfig:
     skip_layers: tuple[int, ...] | None = None
     model_name: str | None = None
     skip_linears: tuple[tuple[int, str], ...] = ()
+    #: "fp16" (activations pruned, no quantisation) or "w8a8" (Outstanding-sparse: every decoder linear
+    #: int8 weights per output channel and int8 activations per token, pruned linears inverse-smoothed)
+    precision: str = "fp16"
+    #: α of the inverted SmoothQuant scales s_j = max|X_:,j|^α / max|W_:,j|^(1−α) (w8a8 only)
+    smooth_alpha: float = 0.1
 
     def validated(self) -> "AmberConfig":
+        if self.precision not in PRECISIONS:
+            raise InputError("amber config", "precision", f"expected one of {', '.join(PRECISIONS)}, "
+                             f"got {self.precision!r}")
+        if not (isinstance(self.smooth_alpha, (int, float)) and 0.0 <= self.smooth_alpha <= 1.0):
+            raise InputError("amber config", "smooth_alpha", f"expected 0 <= alpha <= 1, got {self.smooth_alpha!r}")
         pattern = parse_pattern(self.pattern, "amber config", "pattern")
-        if pattern.kind == "dense" or (pattern.kind == "nm" and pattern.n >= pattern.m):
-            raise InputError("amber config", "pattern", f"expected N:M with N < M or unstructured, got {self.pattern!r}")
+        dense_ok = pattern.kind == "dense" and self.precision == "w8a8"  # the dense int8 baseline
+        if (pattern.kind == "dense" and not dense_ok) or (pattern.kind == "nm" and pattern.n >= pattern.m):
+            raise InputError("amber config", "pattern", f"expected N:M with N < M or unstructured (dense only with "
+                             f"precision 'w8a8'), got {self.pattern!r}")
         for name, value, allowed in (("criterion", self.criterion, CRITERIA), ("policy", self.policy, POLICIES),
                                      ("mitigation", self.mitigation, MITIGATIONS)):
             if value not in allowed:
@@ -93,12 +115,20 @@ class AmberHandle:
     stats: dict[str, LayerStats] = field(default_factory=dict)
     #: names of selected linears whose input is left dense for now (calibration sweeps toggle it)
     bypass: set[str] = field(default_factory=set)
+    #: the LinearPruner of every hooked linear (w8a8: every decoder linear; fp16: the pruned ones)
+    pruners: dict[str, "LinearPruner"] = field(default_factory=dict)
     _hooks: list = field(default_factory=list, repr=False)
+    #: (module, original weight Parameter) of every linear whose weight was swapped (w8a8)
+    _swapped: list = field(default_factory=list, repr=False)
 
     def remove(self) -> None:
+        """Remove the hooks and put the original weight Parameters back (the same objects: bit-identical)."""
         for hook in self._hooks:
             hook.remove()
         self._hooks.clear()
+        for module, original in reversed(self._swapped):
+            module.weight = original
+        self._swapped.clear()
 
     def __enter__(self) -> "AmberHandle":
         return self
@@ -134,7 +164,9 @@ def find_decoder_linears(model) -> list[tuple[str, int, str, object]]:
 
 
 def selected(role: str, layer: int, config: AmberConfig) -> bool:
-    """The layer policy: which linears are pruned."""
+    """The layer policy: which linears are pruned (none under a dense pattern)."""
+    if _pattern_is_dense(config):
+        return False
     if config.policy == "all":
         return role in LINEAR_ROLES
     skip = config.skip_layers
@@ -145,65 +177,293 @@ def selected(role: str, layer: int, config: AmberConfig) -> bool:
     return paper_rule_sparsifies(role, layer, tuple(skip))
 
 
-def _prune_rows(rows: np.ndarray, out: np.ndarray, config: AmberConfig, factor, name: str) -> kernels.PruneStats:
+def _pattern_is_dense(config: AmberConfig) -> bool:
+    return parse_pattern(config.pattern).kind == "dense"
+
+
+def _kernel_rows(x, name: str):
+    """x detached, on the CPU, C-contiguous (one copy only if it was not), as [rows, K]; InputError for
+    dtypes other than float32 / float16 / bfloat16."""
+    import torch
+
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"layer {name}", "activation", f"expected a torch tensor, got {type(x).__name__}")
+    if x.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise InputError(f"layer {name}", "activation", f"expected a float32, float16 or bfloat16 tensor, got {x.dtype}")
+    if x.dim() == 0:
+        raise InputError(f"layer {name}", "activation", "expected a [..., K] tensor, got a 0-d tensor")
+    work = x.detach().to("cpu").contiguous()  # no copy when already a contiguous CPU tensor
+    return work.reshape(-1, work.shape[-1])
+
+
+def _numpy_bits(t):
+    """(NumPy view of a contiguous CPU tensor's storage, kernel dtype argument): no copy."""
+    import torch
+
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy(), "bfloat16"
+    return t.numpy(), None
+
+
+def _kernel_mask(rows, config: AmberConfig, factor, name: str):
+    """N:M (or unstructured) mask of [rows, K] in its own dtype by the Numba kernels: (pruned tensor, stats)."""
+    import torch
+
     pattern = parse_pattern(config.pattern)
+    source, kernel_dtype = _numpy_bits(rows)
+    out = torch.empty_like(rows)
+    target, _ = _numpy_bits(out)
+    if config.criterion == "clact":
+        factor = clact_factors(source, name, dtype=kernel_dtype)
     if pattern.kind == "unstructured":
-        return kernels.prune_unstructured(rows, 0.5, factor, out=out, layer=name)
-    return kernels.prune(rows, pattern.n, pattern.m, factor, out=out, layer=name)
+        stats = kernels.prune_unstructured(source, 0.5, factor, out=target, layer=name, dtype=kernel_dtype)
+    else:
+        stats = kernels.prune(source, pattern.n, pattern.m, factor, out=target, layer=name, dtype=kernel_dtype)
+    return out, stats.detached()
+
+
+def _mask_rows(rows, config: AmberConfig, factor, name: str):
+    """Mask [rows, K] with the configured mitigation: (sparse part, per-row shift or None, stats).
+
+    Without a mitigation the kernels read and write the tensor's own dtype (float32, float16 or bfloat16
+    bit patterns: no conversion pass). Mitigations need float32 arithmetic (median, std): for float16 /
+    bfloat16 input that costs one float32 copy of the activation (4 bytes per entry) plus the float32
+    output; the caller casts back. The linear sees ``sparse + shift``.
+    """
+    import torch
+
+    if config.mitigation == "none":
+        sparse, stats = _kernel_mask(rows, config, factor, name)
+        return sparse, None, stats
+    work = rows.to(torch.float32)  # no copy for float32 input (not modified below)
+    factor_rows = work
+    shift = None
+    if config.mitigation.startswith("median-shift"):
+        shift = torch.from_numpy(np.median(work.numpy(), axis=1, keepdims=True).astype(np.float32))
+        work = work - shift
+    if config.criterion == "clact":  # the CLACT factor is measured on the unshifted activation
+        factor = clact_factors(factor_rows.numpy(), name)
+    sparse, stats = _kernel_mask(work, dataclasses.replace(config, criterion="magnitude")
+                                 if config.criterion == "clact" else config, factor, name)
+    if config.mitigation.endswith("variance-correction"):
+        dense_std = work.std(dim=1, keepdim=True, unbiased=False)
+        pruned_std = sparse.std(dim=1, keepdim=True, unbiased=False)
+        sparse *= torch.where(pruned_std > 0, dense_std / pruned_std.clamp_min(1e-30), torch.ones_like(dense_std))
+    return sparse, shift, stats
+
+
+def _count_stats(rows) -> kernels.PruneStats:
+    """Stats of an unmasked activation: every nonzero entry counts as kept."""
+    total = rows.numel()
+    nonzero = int(rows.count_nonzero())
+    return kernels.PruneStats(total=total, kept_count=nonzero, natural_zero_count=total - nonzero,
+                              rows=rows.shape[0], channels=rows.shape[1])
 
 
 def prune_activation(x, config: AmberConfig, factor, name: str):
-    """Prune a [..., K] torch activation per ``config``; returns (tensor the linear should see, stats)."""
+    """Mask a [..., K] torch activation per ``config`` (pattern, criterion, mitigation; no smoothing or
+    quantisation: see :class:`LinearPruner` for w8a8): (tensor the linear should see, PruneStats).
+
+    float32 / float16 / bfloat16 go to the kernels as they are; a non-contiguous tensor is copied once
+    to a contiguous one; other dtypes are an InputError. The result has x's shape, dtype and device.
+    """
+    rows = _kernel_rows(x, name)
+    sparse, shift, stats = _mask_rows(rows, config, factor, name)
+    if shift is not None:
+        sparse = sparse + shift
+    return sparse.to(x.dtype).reshape(x.shape).to(x.device), stats
+
+
+@dataclass(frozen=True)
+class LinearPruner:
+    """What one linear's input goes through, and the weight it must use (:func:`make_linear_pruner`).
+
+    Order for an input x [..., K] (each step only where configured):
+    1. smooth: x·s (w8a8, pruned linears; s from :func:`amber_sim.pruning.quant.smoothing_scales`);
+    2. score and mask: the N:M kernels on the smoothed x (criterion factor from the *original* W),
+       then the mitigation (median shift / variance correction); the stats are taken here;
+    3. quantise: int8 per token, symmetric, of the kept values (w8a8; fake quant, dequantised);
+       a median shift η is added back after quantisation (the rank-one term η·rowsum(Ŵ) stays in float).
+    The linear then multiplies by ``effective_weight``: the original weight (fp16) or the int8 per
+    output channel fake-quantised W/s (w8a8; W without /s on linears that are not smoothed).
+    """
+
+    name: str
+    config: AmberConfig
+    masks: bool
+    factor: np.ndarray | None = field(repr=False)
+    smoothing: object = field(repr=False)  # torch float32 [K] or None
+    effective_weight: object = field(repr=False)  # torch tensor, the weight's dtype
+    bias: object = field(default=None, repr=False)  # unchanged (not quantised)
+
+    def __call__(self, x, *, mask: bool = True):
+        """(tensor the linear should see in place of x: same shape, dtype, device; PruneStats of the mask).
+
+        ``mask=False`` skips step 2 (decode forwards, bypassed linears): w8a8 still smooths and quantises,
+        fp16 returns x itself. Stats then count x's nonzeros as kept.
+        """
+        import torch
+
+        from amber_sim.pruning.quant import quantize_activation_per_token
+
+        quantises = self.config.precision == "w8a8"
+        if not quantises and not (mask and self.masks):
+            return x, _count_stats(_kernel_rows(x, self.name))
+        rows = _kernel_rows(x, self.name)
+        if self.smoothing is not None:
+            rows = rows.to(torch.float32) * self.smoothing  # NaN/Inf: the kernels' error names the layer
+        shift = None
+        if mask and self.masks:
+            sparse, shift, stats = _mask_rows(rows, self.config, self.factor, self.name)
+        else:
+            sparse, stats = rows, _count_stats(rows)
+        if quantises:
+            q, scale = quantize_activation_per_token(sparse)
+            if not bool(torch.isfinite(scale).all()):  # [rows] values: the check costs nothing
+                raise InputError(f"layer {self.name}", "activation", "contains NaN/Inf (per-token int8 scale)")
+            sparse = q.to(torch.float32) * scale
+        if shift is not None:
+            sparse = sparse + shift
+        return sparse.to(x.dtype).reshape(x.shape).to(x.device), stats
+
+
+def _absmax_for(activation_absmax, name: str, channels: int) -> np.ndarray:
+    if activation_absmax is None:
+        raise InputError(f"layer {name}", "activation_absmax", "w8a8 pruning needs the per-input-channel "
+                         "max|X| from calibration text (collect_activation_absmax)")
+    if isinstance(activation_absmax, dict):
+        if name not in activation_absmax:
+            raise InputError(f"layer {name}", "activation_absmax", f"no entry for {name!r} "
+                             f"({len(activation_absmax)} linears given)")
+        activation_absmax = activation_absmax[name]
+    values = np.asarray(activation_absmax, dtype=np.float32)
+    if values.shape != (channels,):
+        raise InputError(f"layer {name}", "activation_absmax", f"expected shape ({channels},), got {values.shape}")
+    return values
+
+
+def make_linear_pruner(weight, config: AmberConfig, name: str, activation_absmax=None, bias=None, *,
+                       masks: bool | None = None) -> LinearPruner:
+    """The :class:`LinearPruner` of one linear with ``weight`` [N_out, K] (torch or NumPy).
+
+    ``activation_absmax``: max|X_:,j| float32 [K], or a dict name → [K] (:func:`collect_activation_absmax`);
+    needed when the linear is masked under w8a8 (the smoothing). ``masks``: whether the input is masked
+    (default: unless the pattern is dense); apply_amber passes False for the w8a8 linears that the
+    policy leaves dense (quantised, not smoothed). The criterion factor is computed once, here.
+    """
     import torch
 
-    original_dtype = x.dtype
-    work = x.detach().to(torch.float32).contiguous()
-    rows = work.reshape(-1, work.shape[-1]).numpy()
-    if config.criterion == "clact":
-        factor = clact_factors(rows, name)
-    shift = None
-    if config.mitigation.startswith("median-shift"):
-        shift = np.median(rows, axis=1, keepdims=True).astype(np.float32)
-        source = rows - shift
-    else:
-        source = rows
-    out = np.empty_like(source)
-    stats = _prune_rows(np.ascontiguousarray(source), out, config, factor, name)
-    if config.mitigation.endswith("variance-correction"):
-        dense_std = source.std(axis=1, keepdims=True)
-        pruned_std = out.std(axis=1, keepdims=True)
-        out *= np.where(pruned_std > 0, dense_std / np.maximum(pruned_std, 1e-30), 1.0).astype(np.float32)
-    if shift is not None:
-        out += shift
-    result = torch.from_numpy(out).reshape(x.shape).to(original_dtype)
-    return result, stats
+    config = config.validated()
+    if masks is None:
+        masks = not _pattern_is_dense(config)
+    if masks and _pattern_is_dense(config):
+        raise InputError(f"layer {name}", "pattern", "a dense pattern has nothing to mask")
+    w = weight.detach() if isinstance(weight, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(weight))
+    if w.dim() != 2:
+        raise InputError(f"layer {name}", "weight", f"expected [N_out, K], got shape {tuple(w.shape)}")
+    w_cpu = w.to("cpu")
+    factor = None
+    if masks:
+        factor = column_factor(config.criterion, w_cpu.float().numpy(), f"layer {name}")  # the original W
+    smoothing, effective = None, weight if isinstance(weight, torch.Tensor) else w
+    if config.precision == "w8a8":
+        from amber_sim.pruning.quant import fake_quantize_weight, smoothing_scales, weight_column_absmax
+
+        w32 = w_cpu.to(torch.float32)
+        if masks:
+            absmax = _absmax_for(activation_absmax, name, w.shape[1])
+            scales = smoothing_scales(absmax, weight_column_absmax(w32), config.smooth_alpha, f"layer {name}")
+            smoothing = torch.from_numpy(scales)
+            w32 = w32 / smoothing
+        effective = fake_quantize_weight(w32).to(dtype=w.dtype, device=w.device)
+    if isinstance(effective, torch.Tensor):
+        effective = effective.detach()
+    return LinearPruner(name=name, config=config, masks=masks, factor=factor, smoothing=smoothing,
+                        effective_weight=effective, bias=bias)
 
 
-def apply_amber(model, config: AmberConfig) -> AmberHandle:
-    """Prune the selected linears' input activations during prefill; return a removable handle."""
+def collect_activation_absmax(model, input_ids) -> dict[str, np.ndarray]:
+    """max|X_:,j| over every token of one dense forward of ``input_ids`` ([tokens] or [batch, tokens]),
+    per input channel of every decoder linear: linear module name → float32 [K]."""
+    import torch
+
+    ids = torch.as_tensor(np.asarray(input_ids) if not isinstance(input_ids, torch.Tensor) else input_ids,
+                          dtype=torch.long)
+    if ids.dim() == 1:
+        ids = ids.unsqueeze(0)
+    maxima: dict[str, object] = {}
+    hooks = []
+
+    def record(name):
+        def hook(_module, args):
+            x = args[0].detach()
+            current = x.reshape(-1, x.shape[-1]).abs().amax(dim=0).to(torch.float32).cpu()
+            maxima[name] = current if name not in maxima else torch.maximum(maxima[name], current)
+        return hook
+
+    try:
+        for name, _layer, _role, module in find_decoder_linears(model):
+            hooks.append(module.register_forward_pre_hook(record(name)))
+        with torch.no_grad():
+            model(input_ids=ids)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return {name: value.numpy() for name, value in maxima.items()}
+
+
+def _is_decode(x) -> bool:
+    return x.dim() < 2 or (x.dim() >= 3 and x.shape[-2] == 1) or (x.dim() == 2 and x.shape[0] == 1)
+
+
+def apply_amber(model, config: AmberConfig, activation_absmax=None) -> AmberHandle:
+    """Prune the selected linears' input activations during prefill; return a removable handle.
+
+    ``precision="w8a8"``: every decoder linear is W8A8 (weights swapped for their fake-quantised int8
+    versions until ``remove()``; activations quantised per token in prefill and decode), and the pruned
+    ones are also inverse-smoothed, which needs ``activation_absmax`` (:func:`collect_activation_absmax`
+    on calibration text). lm_head is never touched.
+    """
     config = config.validated()
     handle = AmberHandle(config=config)
-    for name, layer, role, module in find_decoder_linears(model):
-        if not selected(role, layer, config):
-            continue
-        weight = module.weight.detach().to("cpu").float().numpy()
-        factor = column_factor(config.criterion, weight, f"layer {name}")  # once per layer, offline
-        stats = handle.stats[name] = LayerStats(name=name, layer=layer, role=role)
+    w8a8 = config.precision == "w8a8"
+    linears = find_decoder_linears(model)
+    if w8a8 and activation_absmax is None and any(selected(role, layer, config) for _n, layer, role, _m in linears):
+        raise InputError("apply_amber", "activation_absmax", "precision 'w8a8' with pruning needs the "
+                         "per-input-channel max|X| from calibration text: collect_activation_absmax(model, ids)")
+    try:
+        for name, layer, role, module in linears:
+            masks = selected(role, layer, config)
+            if not masks and not w8a8:
+                continue
+            pruner = handle.pruners[name] = make_linear_pruner(module.weight, config, name, activation_absmax,
+                                                               module.bias, masks=masks)
+            stats = None
+            if masks:
+                stats = handle.stats[name] = LayerStats(name=name, layer=layer, role=role)
+            if w8a8:
+                import torch
 
-        def hook(_module, args, kwargs=None, *, _name=name, _factor=factor, _stats=stats):
-            x = args[0]
-            if x.dim() < 2 or (x.dim() >= 3 and x.shape[-2] == 1) or (x.dim() == 2 and x.shape[0] == 1):
-                return None  # decode: one new token stays dense
-            if _name in handle.bypass:
-                return None
-            pruned, result = prune_activation(x, config, _factor, _name)
-            _stats.calls += 1
-            _stats.total += result.total
-            _stats.kept += result.kept_count
-            _stats.natural_zeros += result.natural_zero_count
-            return (pruned,) + tuple(args[1:])
+                handle._swapped.append((module, module.weight))
+                module.weight = torch.nn.Parameter(pruner.effective_weight, requires_grad=False)
 
-        handle._hooks.append(module.register_forward_pre_hook(hook))
+            def hook(_module, args, *, _name=name, _pruner=pruner, _stats=stats):
+                x = args[0]
+                mask = _stats is not None and not _is_decode(x) and _name not in handle.bypass  # decode stays dense
+                if not mask and not w8a8:
+                    return None
+                seen, result = _pruner(x, mask=mask)
+                if mask:
+                    _stats.calls += 1
+                    _stats.total += result.total
+                    _stats.kept += result.kept_count
+                    _stats.natural_zeros += result.natural_zero_count
+                return (seen,) + tuple(args[1:])
+
+            handle._hooks.append(module.register_forward_pre_hook(hook))
+    except BaseException:
+        handle.remove()
+        raise
     return handle
 
 
@@ -218,7 +478,8 @@ def sparsified_linear_flop_share(model, config: AmberConfig) -> float:
     return pruned / total if total else 0.0
 
 
-__all__ = ["AmberConfig", "AmberHandle", "LayerStats", "apply_amber", "find_decoder_linears", "prune_activation",
+__all__ = ["AmberConfig", "AmberHandle", "LayerStats", "LinearPruner", "PRECISIONS", "apply_amber",
+           "collect_activation_absmax", "find_decoder_linears", "make_linear_pruner", "prune_activation",
            "selected", "sparsified_linear_flop_share", "SKIPPABLE_ROLES"]
 
 

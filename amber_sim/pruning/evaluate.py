@@ -45,13 +45,16 @@ def dense_reference(model, windows: np.ndarray) -> tuple[Accuracy, list]:
     return Accuracy(float(np.exp(nll / predicted)), 1.0, 0.0, predicted), argmaxes
 
 
-def evaluate(model, windows: np.ndarray, config: AmberConfig, dense_argmax: list) -> Accuracy:
-    return evaluate_with_stats(model, windows, config, dense_argmax)[0]
+def evaluate(model, windows: np.ndarray, config: AmberConfig, dense_argmax: list,
+             activation_absmax: dict | None = None) -> Accuracy:
+    return evaluate_with_stats(model, windows, config, dense_argmax, activation_absmax)[0]
 
 
-def evaluate_with_stats(model, windows: np.ndarray, config: AmberConfig, dense_argmax: list):
-    """(Accuracy, per-linear LayerStats measured by the pruning hooks in the same forwards)."""
-    with apply_amber(model, config) as handle:
+def evaluate_with_stats(model, windows: np.ndarray, config: AmberConfig, dense_argmax: list,
+                        activation_absmax: dict | None = None):
+    """(Accuracy, per-linear LayerStats measured by the pruning hooks in the same forwards).
+    ``activation_absmax``: the w8a8 smoothing statistics (apply_amber)."""
+    with apply_amber(model, config, activation_absmax=activation_absmax) as handle:
         nll, predicted, agree, _ = _forward_stats(model, windows, dense_argmax)
     accuracy = Accuracy(float(np.exp(nll / predicted)), agree / predicted,
                         sparsified_linear_flop_share(model, config), predicted)

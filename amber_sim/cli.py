@@ -405,25 +405,28 @@ def add_eval(subparsers) -> None:
 def cmd_capture(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from rich.progress import Progress
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from amber_sim.capture.capture import CaptureSpec, capture_trace
+    from amber_sim.capture.capture import CaptureSpec, capture_trace, check_spec, run_specs
     from amber_sim.trace import save_trace
 
     out = Path(args.out)
     if not out.parent.is_dir():
         raise InputError("--out", None, f"directory {str(out.parent)!r} does not exist")
-    patterns = tuple(_split_list(args.patterns))
     command = " ".join(["amber-sim", "capture", *sys.argv[2:]]) if len(sys.argv) > 2 else None
-    spec = CaptureSpec(model=args.model, seq_len=args.seq_len, patterns=patterns, criterion=args.criterion,
-                       policy=args.policy, mitigation=args.mitigation, command=command, created=args.created)
+    spec = CaptureSpec(model=args.model, seq_len=args.seq_len, patterns=tuple(_split_list(args.patterns)),
+                       precisions=tuple(_split_list(args.precision)), criterion=args.criterion, policy=args.policy,
+                       mitigation=args.mitigation, init=args.init, target_share=args.target_share, seed=args.seed,
+                       command=command, created=args.created)
+    check_spec(spec)
+    run_specs(spec)  # bad patterns or precisions fail before any model is loaded
     console = _console()
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("loading", total=len(patterns) + 1)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("loading the model", total=None)
 
-        def step(message: str) -> None:
-            progress.update(task, description=f"prefill: {message}")
-            progress.advance(task)
+        def step(done: int, total: int, what: str) -> None:
+            progress.update(task, completed=done, total=total, description=f"capture {what}")
 
         trace = capture_trace(spec, step)
     path = save_trace(trace, out)  # atomic: Ctrl-C before this line leaves no file
@@ -436,13 +439,22 @@ def cmd_capture(args: argparse.Namespace) -> int:
 
 def add_capture(subparsers) -> None:
     parser = subparsers.add_parser("capture", help="capture a trace from a real Amber-pruned prefill")
-    parser.add_argument("--model", default="smollm2-135m", help="smollm2-135m, a .gguf file or a local HF directory")
+    parser.add_argument("--model", default="smollm2-135m",
+                        help="smollm2-135m, a .gguf file or a local HF directory; with --init random a bundled "
+                             "architecture (llama-3.1-8b, llama-2-7b, qwen2-7b, smollm2-135m)")
+    parser.add_argument("--init", default="pretrained", help="pretrained (real weights, accuracy measured) or "
+                        "random (random-init weights built one layer at a time, accuracy null)")
     parser.add_argument("--seq-len", type=int, default=2048)
     parser.add_argument("--patterns", default="dense,2:4,4:8,8:16,16:32,unstructured", help="comma-separated")
-    parser.add_argument("--criterion", default="amber")
-    parser.add_argument("--policy", default="amber-paper", choices=("all", "amber-paper"))
-    parser.add_argument("--mitigation", default="none")
-    parser.add_argument("--created", default=None, help="timestamp to record")
+    parser.add_argument("--precision", default="fp16", help="comma-separated: fp16, w8a8")
+    parser.add_argument("--criterion", default="amber", help="magnitude, amber, amber-robust or clact")
+    parser.add_argument("--policy", default="amber-paper", help="all, amber-paper or calibrated")
+    parser.add_argument("--target-share", type=float, default=0.55,
+                        help="calibrated policy: keep at least this share of linear FLOPs sparsified")
+    parser.add_argument("--mitigation", default="none",
+                        help="none, median-shift, variance-correction, median-shift+variance-correction")
+    parser.add_argument("--seed", type=int, default=0, help="random-init weights and inputs")
+    parser.add_argument("--created", default=None, help="timestamp to record (for reproducible files)")
     parser.add_argument("--out", required=True, help="output trace path (its directory must exist)")
     parser.set_defaults(handler=cmd_capture)
 

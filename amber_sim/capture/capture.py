@@ -1,28 +1,45 @@
-"""Capture: a trace from a real Amber-pruned prefill of a real model.
+"""Capture: an ``amber-trace/1`` file from a real Amber-pruned prefill (docs/capture.md).
 
-For each run (one per pattern) the model runs the prefill once with Amber Pruner applied through
-``apply_amber``; the pruning hooks measure, on that same forward, the density and natural zeros of
-every pruned linear's activation, and the forward's logits give the accuracy on the same tokens
-(perplexity, top-1 agreement with the dense run). The op list itself (shapes of every linear,
-attention matmul and vector op) follows the model config (``prefill_ops``), with the measured numbers
-filled in. The model runs in fp32 on the CPU; the ops are recorded with fp16 operands (2 bytes),
-the precision the accelerator is assumed to run. The LM head is recorded for the last token only
-(serving prefill), while accuracy uses every position of the window.
+Two ways, one trace format:
+
+- **pretrained** (``smollm2-135m``, a .gguf file, a local HF directory): for every run (pattern ×
+  precision) the whole model runs the prefill once with Amber Pruner applied through ``apply_amber``
+  (Numba kernels, real masks). The pruning hooks count, in that same forward, the kept values and
+  natural zeros of every pruned activation; shape hooks record the GEMM every linear ran; the forward's
+  logits give perplexity and top-1 agreement with the dense fp16 run on the same tokens.
+- **random-init** (a bundled architecture such as ``llama-3.1-8b`` with ``--init random``): weights that
+  are not here are drawn at random and the model is built and run one decoder layer at a time
+  (``random_init.py``), so memory stays near one layer. Accuracy is null: it is never invented.
+
+The op list itself follows the model config (``prefill_ops``); every linear op is checked against the
+shapes the hooks saw, and its density and natural zeros are the measured ones. The model runs in fp32
+on the CPU; ops are recorded with the operand width the accelerator is assumed to use (fp16: 2 bytes;
+w8a8 linears: 1 byte). The LM head is recorded for the last token only (serving prefill), while
+accuracy uses every position of the window.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from amber_sim import __version__
 from amber_sim.capture.prefill_ops import LinearChoice, prefill_ops
+from amber_sim.capture.recorder import ShapeRecorder, check_linear_ops
 from amber_sim.errors import InputError
 from amber_sim.patterns import parse_pattern
-from amber_sim.pruning.apply import AmberConfig
 from amber_sim.trace import CaptureInfo, ModelConfig, ModelInfo, Run, Trace
 from amber_sim.trace_summary import summarize_run
+
+PRECISIONS = ("fp16", "w8a8")
+INITS = ("pretrained", "random")
+POLICIES = ("all", "amber-paper", "calibrated")
+LINEAR_BYTES = {"fp16": 2.0, "w8a8": 1.0}
+CALIBRATION_TOKENS = 2048   # calibration-split tokens for the calibrated policy and W8A8 smoothing statistics
+
+# (done, total, what) after each decoder layer of each run
+Progress = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True)
@@ -30,76 +47,131 @@ class CaptureSpec:
     model: str = "smollm2-135m"
     seq_len: int = 2048
     patterns: tuple[str, ...] = ("dense", "2:4", "4:8", "8:16", "16:32", "unstructured")
+    precisions: tuple[str, ...] = ("fp16",)
     criterion: str = "amber"
     policy: str = "amber-paper"
     mitigation: str = "none"
+    init: str = "pretrained"       # pretrained | random
+    target_share: float = 0.55     # calibrated policy: keep at least this share of linear FLOPs sparsified
+    seed: int = 0                  # random-init weights and inputs
     command: str | None = None
     created: str | None = None
 
 
-def _run_id(pattern: str, criterion: str, policy: str, precision: str) -> str:
-    return f"{pattern}/{criterion}/{policy}/{precision}"
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of the trace: a pattern at a precision (dense fp16 is the baseline of everything)."""
+
+    pattern: str
+    precision: str
+
+    @property
+    def is_dense(self) -> bool:
+        return self.pattern == "dense"
+
+    def run_id(self, criterion: str, policy: str) -> str:
+        if self.is_dense:
+            return f"dense/none/none/{self.precision}"
+        return f"{self.pattern}/{criterion}/{policy}/{self.precision}"
 
 
-def capture_trace(spec: CaptureSpec, progress: Callable[[str], None] | None = None) -> Trace:
-    from amber_sim.models.corpus import load_split, token_windows
-    from amber_sim.models.loading import load_model
-    from amber_sim.pruning.evaluate import dense_reference, evaluate_with_stats
+def run_specs(spec: CaptureSpec) -> list[RunSpec]:
+    """Dense fp16 first (the accuracy baseline), then every precision × pattern."""
+    patterns = [str(parse_pattern(text, "--patterns")) for text in spec.patterns]
+    for precision in spec.precisions:
+        if precision not in PRECISIONS:
+            raise InputError("--precision", None, f"expected fp16 or w8a8, got {precision!r}")
+    if "dense" not in patterns or "fp16" not in spec.precisions:
+        raise InputError("--patterns", None, "must include dense and --precision must include fp16 (the "
+                         "dense fp16 run is the accuracy and speedup baseline)")
+    runs = [RunSpec("dense", "fp16")]
+    for precision in spec.precisions:
+        for pattern in patterns:
+            candidate = RunSpec(pattern, precision)
+            if candidate not in runs:
+                runs.append(candidate)
+    return runs
 
-    for pattern in spec.patterns:
-        parse_pattern(pattern, "--patterns")
-    if "dense" not in spec.patterns:
-        raise InputError("--patterns", None, "must include dense (the accuracy baseline)")
-    loaded = load_model(spec.model)
-    if spec.seq_len <= 1 or spec.seq_len > loaded.config["max_position"]:
-        raise InputError("--seq-len", None, f"expected 2..{loaded.config['max_position']} for {loaded.name}, "
-                         f"got {spec.seq_len}")
-    windows = token_windows(load_split("evaluation", loaded.tokenizer), spec.seq_len, 1)
-    config = ModelConfig(**{key: loaded.config[key] for key in ("hidden", "layers", "heads", "kv_heads",
-                                                                 "intermediate", "vocab", "head_dim", "max_position")})
-    notify = progress or (lambda _message: None)
-    notify("dense")
-    dense, dense_argmax = dense_reference(loaded.model, windows)
-    runs = []
-    for pattern_text in spec.patterns:
-        pattern = parse_pattern(pattern_text)
-        if pattern.kind == "dense":
-            metrics = {"perplexity": dense.perplexity, "top1_agreement": 1.0, "sparsified_linear_flop_share": 0.0,
-                       "eval_tokens": float(dense.tokens)}
-            ops = prefill_ops(config, spec.seq_len, lambda *_: LinearChoice())
-            runs.append(Run(id=_run_id("dense", "none", "none", "fp16"), pattern="dense", criterion="none",
-                            policy="none", mitigation="none", precision="fp16", metrics=metrics, ops=tuple(ops)))
+
+def check_spec(spec: CaptureSpec) -> None:
+    for name, value, allowed in (("--init", spec.init, INITS), ("--policy", spec.policy, POLICIES)):
+        if value not in allowed:
+            raise InputError(name, None, f"expected one of {', '.join(allowed)}, got {value!r}")
+    if not 0.0 < spec.target_share <= 1.0:
+        raise InputError("--target-share", None, f"expected a share in (0, 1], got {spec.target_share}")
+    if spec.seq_len < 2:
+        raise InputError("--seq-len", None, f"expected at least 2 tokens, got {spec.seq_len}")
+    for text in spec.patterns:
+        pattern = parse_pattern(text, "--patterns")
+        if pattern.kind == "nm" and not 0 < pattern.n < pattern.m:
+            raise InputError("--patterns", None, f"expected N:M with 0 < N < M, got {text!r}")
+
+
+def check_patterns_fit(patterns: list[RunSpec], config: ModelConfig, where: str) -> None:
+    """Every N:M pattern's M must divide the K of every linear it may prune (else the kernels refuse)."""
+    from amber_sim.capture.prefill_ops import decoder_linear_shapes
+
+    for run in patterns:
+        pattern = parse_pattern(run.pattern)
+        if pattern.kind != "nm":
             continue
-        notify(str(pattern))
-        amber = AmberConfig(pattern=str(pattern), criterion=spec.criterion, policy=spec.policy,
-                            mitigation=spec.mitigation, model_name=loaded.name)
-        accuracy, stats = evaluate_with_stats(loaded.model, windows, amber, dense_argmax)
-        measured = {(layer_stats.layer, layer_stats.role): layer_stats for layer_stats in stats.values()}
+        for role, (k, _n) in decoder_linear_shapes(config).items():
+            if k % pattern.m:
+                raise InputError("--patterns", None, f"{run.pattern}: {where}'s {role}_proj has K = {k} input "
+                                 f"channels, not a multiple of M = {pattern.m}")
 
-        def choose(layer: int, role: str, tokens: int, k: int, n: int, _measured=measured, _pattern=str(pattern)):
-            found = _measured.get((layer, role))
-            if found is None:
-                return LinearChoice()
-            return LinearChoice(_pattern, found.density, found.natural_zero_fraction)
 
-        ops = tuple(prefill_ops(config, spec.seq_len, choose))
-        metrics = {"perplexity": accuracy.perplexity, "top1_agreement": accuracy.top1_agreement,
-                   "eval_tokens": float(accuracy.tokens)}
-        run = Run(id=_run_id(str(pattern), spec.criterion, spec.policy, "fp16"), pattern=str(pattern),
-                  criterion=spec.criterion, policy=spec.policy, mitigation=spec.mitigation, precision="fp16",
-                  metrics=metrics, ops=ops)
+def model_config_of(summary: dict) -> ModelConfig:
+    return ModelConfig(**{key: summary[key] for key in ("hidden", "layers", "heads", "kv_heads", "intermediate",
+                                                        "vocab", "head_dim", "max_position")})
+
+
+def choices_from_stats(stats: dict[tuple[int, str], object], pattern: str, mitigation: str):
+    """The chooser ``prefill_ops`` asks per linear: measured density where pruned, dense elsewhere."""
+    def choose(layer: int, role: str, _tokens: int, _k: int, _n: int) -> LinearChoice:
+        found = stats.get((layer, role))
+        if found is None:
+            return LinearChoice()
+        return LinearChoice(pattern, found.density, found.natural_zero_fraction, mitigation)
+    return choose
+
+
+def build_run(run: RunSpec, spec: CaptureSpec, config: ModelConfig, stats: dict, metrics: dict | None,
+              policy_label: str) -> Run:
+    """A trace run from measured per-linear stats ({(layer, role): stats with density/natural_zero_fraction})."""
+    mitigation = "none" if run.is_dense else spec.mitigation
+    choose = choices_from_stats(stats, run.pattern, mitigation)
+    ops = tuple(prefill_ops(config, spec.seq_len, choose, linear_dtype_bytes=LINEAR_BYTES[run.precision]))
+    criterion = "none" if run.is_dense else spec.criterion
+    policy = "none" if run.is_dense else policy_label
+    result = Run(id=run.run_id(criterion, policy), pattern=run.pattern, criterion=criterion, policy=policy,
+                 mitigation=mitigation, precision=run.precision, metrics=metrics, ops=ops)
+    if metrics is not None:
         # the trace's own definition (docs/metrics.md): share of the prefill's linear FLOPs, LM head included
-        metrics["sparsified_linear_flop_share"] = summarize_run(run).sparsified_linear_flop_share
-        runs.append(run)
-    created = spec.created or _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-    return Trace(
-        model=ModelInfo(name=loaded.name, family=loaded.family, weights="pretrained", source=loaded.source.split("/")[-1],
-                        config=config),
-        capture=CaptureInfo(origin="captured", seq_len=spec.seq_len, batch=1, dtype="fp32",
-                            corpus=f"BBC evaluation split, tokens 0..{spec.seq_len}", tokens=spec.seq_len,
-                            amber_sim_version=__version__, created=created, command=spec.command,
-                            notes="Masks measured by the Numba kernels on the real activations of the pretrained "
-                                  "model; accuracy measured on the same window; ops recorded with fp16 operands; "
-                                  "LM head on the last token only."),
-        runs=tuple(runs),
-    )
+        metrics["sparsified_linear_flop_share"] = summarize_run(result).sparsified_linear_flop_share
+    return result
+
+
+def capture_trace(spec: CaptureSpec, progress: Progress | None = None) -> Trace:
+    """Run the captures the spec asks for and return the trace (the caller saves it atomically)."""
+    check_spec(spec)
+    runs = run_specs(spec)
+    if spec.init == "random":
+        from amber_sim.capture.random_init import capture_random_init
+
+        return capture_random_init(spec, runs, progress)
+    from amber_sim.capture.pretrained import capture_pretrained
+
+    return capture_pretrained(spec, runs, progress)
+
+
+def created_now(spec: CaptureSpec) -> str:
+    return spec.created or _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def trace_of(spec: CaptureSpec, model: ModelInfo, runs: list[Run], corpus: str | None, notes: str) -> Trace:
+    return Trace(model=model,
+                 capture=CaptureInfo(origin="captured", seq_len=spec.seq_len, batch=1, dtype="fp32", corpus=corpus,
+                                     tokens=spec.seq_len, amber_sim_version=__version__, created=created_now(spec),
+                                     command=spec.command, notes=notes),
+                 runs=tuple(runs))

@@ -21,6 +21,10 @@ ROPE_OPS_PER_ELEMENT = 3.0      # x·cos + rotate(x)·sin
 SOFTMAX_OPS_PER_ELEMENT = 5.0   # scale, running max, subtract+exp, sum, divide
 SILU_MUL_OPS_PER_ELEMENT = 5.0  # silu(g) = g / (1 + exp(-g)): negate, exp, add, divide; then multiply by up
 RESIDUAL_OPS_PER_ELEMENT = 1.0
+# Mitigations of a sparsified linear's activation (arXiv 2509.22166), per activation element:
+MEDIAN_SHIFT_OPS_PER_ELEMENT = 4.0         # per-row median by selection (~3 compares), subtract η
+VARIANCE_CORRECTION_OPS_PER_ELEMENT = 5.0  # sum and sum of squares of the dense and of the kept row, rescale
+MEDIAN_CORRECTION_OPS_PER_OUTPUT = 2.0     # y += η · rowsum(W): one multiply-add per output element
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class LinearChoice:
     pattern: str = "dense"
     density: float = 1.0
     natural_zero_fraction: float = 0.0
+    mitigation: str = "none"
 
 
 LinearChooser = Callable[[int, str, int, int, int], LinearChoice]  # (layer, role, M, K, N) -> choice
@@ -65,6 +70,31 @@ def linear_op(layer: int, role: str, tokens: int, k: int, n: int, choice: Linear
               dtype_bytes=dtype_bytes)
 
 
+def mitigation_op(linear: Op, mitigation: str, act_bytes: float) -> Op | None:
+    """The vector work a mitigation adds to one sparsified linear (None for ``none``).
+
+    Reads the activation once (M·K elements); median shift also adds η·rowsum(W) to the output, reading
+    and writing it (M·N elements) and reading rowsum(W) (N values). Writes of the shifted/rescaled
+    activation are fused into the sparsifier's pass and not counted again.
+    """
+    if mitigation == "none" or not linear.is_sparse:
+        return None
+    activation_elements = linear.M * linear.K
+    output_elements = linear.M * linear.N
+    operations = 0.0
+    bytes_in = activation_elements * act_bytes
+    bytes_out = 0.0
+    if "median-shift" in mitigation:
+        operations += activation_elements * MEDIAN_SHIFT_OPS_PER_ELEMENT
+        operations += output_elements * MEDIAN_CORRECTION_OPS_PER_OUTPUT
+        bytes_in += (output_elements + linear.N) * act_bytes
+        bytes_out += output_elements * act_bytes
+    if "variance-correction" in mitigation:
+        operations += activation_elements * VARIANCE_CORRECTION_OPS_PER_ELEMENT
+    return _vector(f"{linear.name}.mitigation", linear.layer, "mitigation", activation_elements,
+                   operations / activation_elements, bytes_in, bytes_out)
+
+
 def _vector(name: str, layer: int, role: str, elements: int, ops: float, bytes_in: float, bytes_out: float) -> Op:
     return Op(name=name, layer=layer, role=role, kind="vector", elements=int(elements), ops_per_element=ops,
               bytes_in=int(bytes_in), bytes_out=int(bytes_out))
@@ -78,9 +108,13 @@ def decoder_layer_ops(config: ModelConfig, layer: int, tokens: int, choose: Line
     prefix = f"layers.{layer}"
     hidden_elements = tokens * hidden
 
-    def linear(role: str) -> Op:
+    def linear(role: str) -> list[Op]:
+        """The linear op, preceded by its mitigation's vector op when it has one."""
         k, n = shapes[role]
-        return linear_op(layer, role, tokens, k, n, choose(layer, role, tokens, k, n), linear_dtype_bytes)
+        choice = choose(layer, role, tokens, k, n)
+        op = linear_op(layer, role, tokens, k, n, choice, linear_dtype_bytes)
+        extra = mitigation_op(op, choice.mitigation, act_bytes)
+        return [op] if extra is None else [extra, op]
 
     def rmsnorm(name: str) -> Op:
         return _vector(f"{prefix}.{name}", layer, "rmsnorm", hidden_elements, RMSNORM_OPS_PER_ELEMENT,
@@ -95,7 +129,7 @@ def decoder_layer_ops(config: ModelConfig, layer: int, tokens: int, choose: Line
     intermediate_elements = tokens * config.intermediate
     return [
         rmsnorm("input_layernorm"),
-        linear("q"), linear("k"), linear("v"),
+        *linear("q"), *linear("k"), *linear("v"),
         _vector(f"{prefix}.self_attn.rope", layer, "rope", rope_elements, ROPE_OPS_PER_ELEMENT,
                 (rope_elements + 2 * tokens * hd) * act_bytes, rope_elements * act_bytes),
         Op(name=f"{prefix}.self_attn.scores", layer=layer, role="attn_score", kind="attention", M=tokens, K=hd,
@@ -104,13 +138,13 @@ def decoder_layer_ops(config: ModelConfig, layer: int, tokens: int, choose: Line
                 causal_scores * act_bytes, causal_scores * act_bytes),
         Op(name=f"{prefix}.self_attn.context", layer=layer, role="attn_value", kind="attention", M=tokens, K=tokens,
            N=hd, batch=config.heads, operand_b_batch=config.kv_heads, causal=True, dtype_bytes=act_bytes),
-        linear("o"),
+        *linear("o"),
         residual("attn_residual"),
         rmsnorm("post_attention_layernorm"),
-        linear("gate"), linear("up"),
+        *linear("gate"), *linear("up"),
         _vector(f"{prefix}.mlp.act_mul", layer, "silu_mul", intermediate_elements, SILU_MUL_OPS_PER_ELEMENT,
                 2 * intermediate_elements * act_bytes, intermediate_elements * act_bytes),
-        linear("down"),
+        *linear("down"),
         residual("mlp_residual"),
     ]
 

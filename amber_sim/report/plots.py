@@ -13,6 +13,7 @@ ROLE_COLORS = {
     "q": "#1f77b4", "k": "#aec7e8", "v": "#c5d7ea", "o": "#ff7f0e", "gate": "#2ca02c", "up": "#98df8a",
     "down": "#d62728", "attn_score": "#9467bd", "attn_value": "#c5b0d5", "attn_softmax": "#8c564b",
     "rmsnorm": "#7f7f7f", "rope": "#bcbd22", "silu_mul": "#17becf", "residual": "#e377c2",
+    "mitigation": "#dbdb8d",
 }
 
 

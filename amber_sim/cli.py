@@ -286,7 +286,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from amber_sim.atomic import atomic_write_text
     from amber_sim.models.corpus import load_split, token_windows
     from amber_sim.models.loading import load_model
-    from amber_sim.pruning.apply import AmberConfig
+    from amber_sim.pruning.apply import PRECISIONS, AmberConfig, collect_activation_absmax
     from amber_sim.pruning.calibrate import (CALIBRATION_METRICS, calibrate_skip_layers, calibrate_skip_linears,
                                              capture_linear_inputs)
     from amber_sim.pruning.evaluate import dense_reference, evaluate
@@ -295,6 +295,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     criteria = _split_list(args.criteria)
     mitigations = _split_list(args.mitigations)
     policies = _split_list(args.policy)
+    precisions = _split_list(args.precision)
+    for precision in precisions:
+        if precision not in PRECISIONS:
+            raise InputError("--precision", None, f"expected {' or '.join(PRECISIONS)}, got {precision!r}")
     metrics = _split_list(args.calibration_metric)
     for metric in metrics:
         if metric not in CALIBRATION_METRICS:
@@ -309,8 +313,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out_dir = Path(args.out) if args.out else None
     if out_dir is not None and not out_dir.parent.is_dir():
         raise InputError("--out", None, f"directory {str(out_dir.parent)!r} does not exist")
-    for pattern, criterion, mitigation, policy in itertools.product(patterns, criteria, mitigations, policies):
-        AmberConfig(pattern=pattern, criterion=criterion, mitigation=mitigation, policy=policy,
+    for pattern, criterion, mitigation, policy, precision in itertools.product(patterns, criteria, mitigations,
+                                                                               policies, precisions):
+        if pattern.strip().lower() == "dense" and precision == "fp16":
+            continue  # the dense fp16 model is the reference every row is compared with
+        AmberConfig(pattern=pattern, criterion=criterion, mitigation=mitigation, policy=policy, precision=precision,
                     skip_layers=() if policy == "calibrated" else None).validated()  # fail before loading anything
     console = _console()
     loaded = load_model(args.model)
@@ -321,16 +328,33 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         calibration = torch.as_tensor(token_windows(load_split("calibration", loaded.tokenizer),
                                                     args.calibration_tokens, 1))
-    combos = list(itertools.product(patterns, criteria, mitigations, policy_variants))
+    # precision × the other axes; a dense pattern is one row per precision (w8a8 only: no mask, no policy)
+    combos = []
+    for precision, pattern, criterion, mitigation, variant in itertools.product(precisions, patterns, criteria,
+                                                                                mitigations, policy_variants):
+        if pattern.strip().lower() == "dense":
+            combo = ("dense", "-", "-", ("-", ""), precision)
+            if precision == "fp16" or combo in combos:
+                continue
+        else:
+            combo = (pattern, criterion, mitigation, variant, precision)
+        combos.append(combo)
+    if not combos:
+        raise InputError("--patterns", None, "nothing to evaluate: dense fp16 is the reference; add an N:M pattern "
+                         "or --precision w8a8")
     rows = []
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("dense reference", total=len(combos) + 1)
         dense, dense_argmax = dense_reference(loaded.model, windows)
+        absmax = None
+        if "w8a8" in precisions:  # inverse-smoothing statistics: one dense forward on the calibration split
+            absmax = collect_activation_absmax(loaded.model, token_windows(
+                load_split("calibration", loaded.tokenizer), args.calibration_tokens, 1))
         if "output-error" in metrics and calibration is not None:
             captured = capture_linear_inputs(loaded.model, calibration)  # dense inputs, shared by every combination
         progress.advance(task)
-        for pattern, criterion, mitigation, (policy, metric) in combos:
-            label = f"{pattern} {criterion} {mitigation} {policy}" + (f" ({metric})" if metric else "")
+        for pattern, criterion, mitigation, (policy, metric), precision in combos:
+            label = f"{pattern} {criterion} {mitigation} {policy} {precision}" + (f" ({metric})" if metric else "")
             progress.update(task, description=label)
             skip, skip_linears = None, ()
             if policy == "calibrated":
@@ -344,10 +368,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
                     skip = ()
                     skip_linears, _ = calibrate_skip_linears(loaded.model, calibration, base, args.target_share, step)
-            config = AmberConfig(pattern=pattern, criterion=criterion, policy=policy, mitigation=mitigation,
-                                 skip_layers=skip, skip_linears=skip_linears, model_name=loaded.name)
-            accuracy = evaluate(loaded.model, windows, config, dense_argmax)
-            rows.append({"pattern": pattern, "criterion": criterion, "mitigation": mitigation, "policy": policy,
+            if pattern == "dense":
+                config = AmberConfig(pattern="dense", precision=precision, model_name=loaded.name)
+            else:
+                config = AmberConfig(pattern=pattern, criterion=criterion, policy=policy, mitigation=mitigation,
+                                     skip_layers=skip, skip_linears=skip_linears, model_name=loaded.name,
+                                     precision=precision)
+            accuracy = evaluate(loaded.model, windows, config, dense_argmax, activation_absmax=absmax)
+            rows.append({"pattern": pattern, "precision": precision, "criterion": criterion, "mitigation": mitigation, "policy": policy,
                          "calibration_metric": metric,
                          "skip_layers": " ".join(map(str, skip)) if skip is not None else "",
                          "skip_linears": " ".join(f"{layer}.{role}" for layer, role in skip_linears),
@@ -357,11 +385,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
             progress.advance(task)
     table = Table(title=f"{loaded.name}: {args.windows} evaluation window(s) of {args.seq_len} tokens; dense "
                         f"perplexity {dense.perplexity:.3f}", title_justify="left")
-    for name in ("pattern", "criterion", "mitigation", "policy", "perplexity", "× dense", "top-1 agr.", "sparsified FLOPs"):
-        table.add_column(name, justify="left" if name in ("pattern", "criterion", "mitigation", "policy") else "right")
+    left_columns = ("pattern", "precision", "criterion", "mitigation", "policy")
+    for name in (*left_columns, "perplexity", "× dense", "top-1 agr.", "sparsified FLOPs"):
+        table.add_column(name, justify="left" if name in left_columns else "right")
     for row in rows:
         policy_label = row["policy"] + (f" ({row['calibration_metric']})" if row["calibration_metric"] else "")
-        table.add_row(row["pattern"], row["criterion"], row["mitigation"], policy_label, f"{row['perplexity']:.3f}",
+        table.add_row(row["pattern"], row["precision"], row["criterion"], row["mitigation"], policy_label, f"{row['perplexity']:.3f}",
                       f"{row['perplexity_ratio']:.3f}", f"{row['top1_agreement']:.3f}",
                       f"{row['sparsified_linear_flop_share']:.1%}")
     console.print(table)
@@ -374,7 +403,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         atomic_write_text(out_dir / "accuracy.csv", buffer.getvalue())
         atomic_write_text(out_dir / "accuracy.json", json.dumps(
             {"model": loaded.name, "seq_len": args.seq_len, "windows": args.windows, "split": "evaluation",
-             "calibration_tokens": args.calibration_tokens if calibration is not None else None,
+             "calibration_tokens": (args.calibration_tokens if calibration is not None or absmax is not None
+                                    else None),
              "target_share": args.target_share, "dense_perplexity": dense.perplexity, "rows": rows}, indent=1) + "\n")
         console.print(f"wrote {out_dir}/accuracy.csv and accuracy.json")
     return 0
@@ -388,6 +418,11 @@ def add_eval(subparsers) -> None:
     parser.add_argument("--mitigations", default="none", help="comma-separated: none, median-shift, "
                         "variance-correction, median-shift+variance-correction")
     parser.add_argument("--policy", default="amber-paper", help="comma-separated: all, amber-paper, calibrated")
+    parser.add_argument("--precision", default="fp16",
+                        help="comma-separated: fp16 (pruned activations only) or w8a8 (Outstanding-sparse: int8 "
+                             "weights per output channel, int8 activations per token, inverse smoothing of the "
+                             "pruned linears from --calibration-tokens of the calibration split); with w8a8 the "
+                             "pattern 'dense' gives the unpruned int8 baseline")
     parser.add_argument("--target-share", type=float, default=0.55,
                         help="calibrated policy: keep at least this share of linear FLOPs sparsified")
     parser.add_argument("--calibration-metric", default="output-error",
@@ -395,7 +430,8 @@ def add_eval(subparsers) -> None:
                              "relative output error of q/gate) or loss (per-linear calibration-loss reduction, exact "
                              "selection within the FLOP budget; 1 + 2·layers forwards)")
     parser.add_argument("--calibration-tokens", type=int, default=2048,
-                        help="calibrated policy: tokens of the calibration split it measures on (one window)")
+                        help="calibrated policy and w8a8 smoothing: tokens of the calibration split they measure "
+                             "on (one window)")
     parser.add_argument("--seq-len", type=int, default=2048)
     parser.add_argument("--windows", type=int, default=1, help="evaluation windows of --seq-len tokens")
     parser.add_argument("--out", help="directory for accuracy.csv and accuracy.json")

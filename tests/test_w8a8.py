@@ -106,6 +106,7 @@ def test_smooth_before_mask_changes_the_mask():
     expected = fake_quantize_activation(torch_nm_reference(smoothed, 2, 4))
     assert torch.equal(seen, expected)
     assert (seen != 0).tolist() == [[False, True, True, False]]  # smoothing first: column 0 (0.287) dropped
+    assert pruner.factor is None  # magnitude
     mask_first = fake_quantize_activation(torch_nm_reference(x, 2, 4) * pruner.smoothing)
     assert (mask_first != 0).tolist() == [[True, True, False, False]]  # the other order keeps column 0
     assert stats.kept_count == 2 and stats.total == 4
@@ -114,7 +115,7 @@ def test_smooth_before_mask_changes_the_mask():
 
 
 def test_mask_before_quantise_changes_the_values():
-    # amber criterion on the original W (one output row): column 0's tiny weight gives it a large s and a
+    # amber criterion (factor from W/s; one output row): column 0's tiny weight gives it a large s and a
     # large smoothed value (the dense row max) but a small score, so it is dropped before quantisation
     weight = torch.tensor([[0.01, 1.0, 1.0, 1.0]])
     config = AmberConfig(pattern="2:4", criterion="amber", policy="all", precision="w8a8")
@@ -123,6 +124,9 @@ def test_mask_before_quantise_changes_the_values():
     seen, _ = pruner(x)
     smoothed = x * pruner.smoothing
     assert float(smoothed[0, 0]) == pytest.approx(0.1 / 0.01 ** 0.9, rel=1e-6)  # 6.31, the row max
+    from amber_sim.pruning.criteria import amber_factors
+
+    assert np.array_equal(pruner.factor, amber_factors((weight / pruner.smoothing).numpy()))
     masked = torch_nm_reference(smoothed, 2, 4, pruner.factor)
     assert (masked != 0).tolist() == [[False, True, True, False]]
     assert torch.equal(seen, fake_quantize_activation(masked))
@@ -289,7 +293,6 @@ def test_smollm2_w8a8_perplexity_on_128_tokens():
     assert int8.top1_agreement > 0.85
     assert math.isfinite(sparse.perplexity) and sparse.perplexity > int8.perplexity
     assert sparse.perplexity / dense.perplexity < 2.0
-    print(dense.perplexity, int8.perplexity, int8.top1_agreement, sparse.perplexity, sparse.top1_agreement)
     assert sparse.sparsified_linear_flop_share == pytest.approx(0.594, abs=0.001)
     densities = [stats.density for stats in sparse_stats.values()]
     assert len(densities) == 90 and all(0.45 < density <= 0.5 for density in densities)

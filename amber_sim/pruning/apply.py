@@ -280,8 +280,11 @@ class LinearPruner:
 
     Order for an input x [..., K] (each step only where configured):
     1. smooth: x·s (w8a8, pruned linears; s from :func:`amber_sim.pruning.quant.smoothing_scales`);
-    2. score and mask: the N:M kernels on the smoothed x (criterion factor from the *original* W),
-       then the mitigation (median shift / variance correction); the stats are taken here;
+    2. score and mask: the N:M kernels on the smoothed x, the criterion's column factor computed from
+       the smoothed weight W/s (the operands the GEMM multiplies; for ``amber`` the product
+       |x_j·s_j|·‖W_:,j/s_j‖ equals the unsmoothed score, so the smoothing moves the mask only under
+       ``magnitude``, ``clact`` and, slightly, ``amber-robust``), then the mitigation (median shift /
+       variance correction); the stats are taken here;
     3. quantise: int8 per token, symmetric, of the kept values (w8a8; fake quant, dequantised);
        a median shift η is added back after quantisation (the rank-one term η·rowsum(Ŵ) stays in float).
     The linear then multiplies by ``effective_weight``: the original weight (fp16) or the int8 per
@@ -361,20 +364,21 @@ def make_linear_pruner(weight, config: AmberConfig, name: str, activation_absmax
     w = weight.detach() if isinstance(weight, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(weight))
     if w.dim() != 2:
         raise InputError(f"layer {name}", "weight", f"expected [N_out, K], got shape {tuple(w.shape)}")
-    w_cpu = w.to("cpu")
-    factor = None
-    if masks:
-        factor = column_factor(config.criterion, w_cpu.float().numpy(), f"layer {name}")  # the original W
+    w32 = w.to("cpu").to(torch.float32)
     smoothing, effective = None, weight if isinstance(weight, torch.Tensor) else w
-    if config.precision == "w8a8":
-        from amber_sim.pruning.quant import fake_quantize_weight, smoothing_scales, weight_column_absmax
+    if config.precision == "w8a8" and masks:
+        from amber_sim.pruning.quant import smoothing_scales, weight_column_absmax
 
-        w32 = w_cpu.to(torch.float32)
-        if masks:
-            absmax = _absmax_for(activation_absmax, name, w.shape[1])
-            scales = smoothing_scales(absmax, weight_column_absmax(w32), config.smooth_alpha, f"layer {name}")
-            smoothing = torch.from_numpy(scales)
-            w32 = w32 / smoothing
+        absmax = _absmax_for(activation_absmax, name, w.shape[1])
+        scales = smoothing_scales(absmax, weight_column_absmax(w32), config.smooth_alpha, f"layer {name}")
+        smoothing = torch.from_numpy(scales)
+        w32 = w32 / smoothing
+    factor = None
+    if masks:  # from the weight the GEMM multiplies: W/s under w8a8 (before its int8 rounding)
+        factor = column_factor(config.criterion, w32.numpy(), f"layer {name}")
+    if config.precision == "w8a8":
+        from amber_sim.pruning.quant import fake_quantize_weight
+
         effective = fake_quantize_weight(w32).to(dtype=w.dtype, device=w.device)
     if isinstance(effective, torch.Tensor):
         effective = effective.detach()

@@ -275,15 +275,11 @@ def add_validate(subparsers) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import csv
-    import io
     import itertools
-    import json
 
     from rich.progress import Progress
     from rich.table import Table
 
-    from amber_sim.atomic import atomic_write_text
     from amber_sim.models.corpus import load_split, token_windows
     from amber_sim.models.loading import load_model
     from amber_sim.pruning.apply import PRECISIONS, AmberConfig, collect_activation_absmax
@@ -353,6 +349,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if "output-error" in metrics and calibration is not None:
             captured = capture_linear_inputs(loaded.model, calibration)  # dense inputs, shared by every combination
         progress.advance(task)
+        meta = {"model": loaded.name, "seq_len": args.seq_len, "windows": args.windows, "split": "evaluation",
+                "calibration_tokens": (args.calibration_tokens if calibration is not None or absmax is not None
+                                       else None),
+                "target_share": args.target_share, "dense_perplexity": dense.perplexity}
         for pattern, criterion, mitigation, (policy, metric), precision in combos:
             label = f"{pattern} {criterion} {mitigation} {policy} {precision}" + (f" ({metric})" if metric else "")
             progress.update(task, description=label)
@@ -382,6 +382,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                          "perplexity": accuracy.perplexity, "perplexity_ratio": accuracy.perplexity / dense.perplexity,
                          "top1_agreement": accuracy.top1_agreement,
                          "sparsified_linear_flop_share": accuracy.sparsified_linear_flop_share})
+            if out_dir is not None:  # after every combination: a long grid cut short keeps its rows
+                _write_accuracy(out_dir, rows, {**meta, "complete": len(rows) == len(combos)})
             progress.advance(task)
     table = Table(title=f"{loaded.name}: {args.windows} evaluation window(s) of {args.seq_len} tokens; dense "
                         f"perplexity {dense.perplexity:.3f}", title_justify="left")
@@ -395,19 +397,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
                       f"{row['sparsified_linear_flop_share']:.1%}")
     console.print(table)
     if out_dir is not None:
-        out_dir.mkdir(exist_ok=True)
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(out_dir / "accuracy.csv", buffer.getvalue())
-        atomic_write_text(out_dir / "accuracy.json", json.dumps(
-            {"model": loaded.name, "seq_len": args.seq_len, "windows": args.windows, "split": "evaluation",
-             "calibration_tokens": (args.calibration_tokens if calibration is not None or absmax is not None
-                                    else None),
-             "target_share": args.target_share, "dense_perplexity": dense.perplexity, "rows": rows}, indent=1) + "\n")
         console.print(f"wrote {out_dir}/accuracy.csv and accuracy.json")
     return 0
+
+
+def _write_accuracy(out_dir: Path, rows: list[dict], meta: dict) -> None:
+    """accuracy.csv and accuracy.json (``meta`` + rows), each written atomically."""
+    import csv
+    import io
+    import json
+
+    from amber_sim.atomic import atomic_write_text
+
+    out_dir.mkdir(exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out_dir / "accuracy.csv", buffer.getvalue())
+    atomic_write_text(out_dir / "accuracy.json", json.dumps({**meta, "rows": rows}, indent=1) + "\n")
 
 
 def add_eval(subparsers) -> None:

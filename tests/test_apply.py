@@ -126,3 +126,40 @@ def test_bad_inputs(tiny_llama, ids):
         with pytest.raises(InputError, match="layer model.layers.0.self_attn.q_proj"):
             with torch.no_grad():
                 tiny_llama(input_ids=ids)
+
+
+def test_half_precision_model_is_pruned_in_its_own_dtype(tiny_llama, ids):
+    """bf16 / fp16 activations reach the kernels as their bit patterns (no float32 round trip): the kept
+    values are the input's own, the dtype is preserved and the mask is N:M."""
+    import copy
+
+    name = "model.layers.0.mlp.down_proj"
+    for dtype in (torch.bfloat16, torch.float16):
+        model = copy.deepcopy(tiny_llama).to(dtype)
+        seen, hooks = _seen_inputs(model, name)
+        with apply_amber(model, AmberConfig(pattern="2:4", criterion="amber", policy="all")) as handle:
+            with torch.no_grad():
+                model(input_ids=ids)
+        for hook in hooks:
+            hook.remove()
+        before, after = seen["before"].reshape(-1, 128), seen["after"].reshape(-1, 128)
+        assert after.dtype == dtype
+        kept = after != 0
+        assert torch.equal(after[kept], before[kept])
+        assert int((after.reshape(-1, 32, 4) != 0).sum(dim=2).max()) <= 2
+        assert handle.stats[name].density == pytest.approx(0.5, abs=0.01)
+
+
+def test_w8a8_apply_and_remove_on_the_tiny_model(tiny_llama, ids):
+    from amber_sim.pruning.apply import collect_activation_absmax
+
+    weights = {name: p.detach().clone() for name, p in tiny_llama.named_parameters()}
+    absmax = collect_activation_absmax(tiny_llama, ids)
+    with apply_amber(tiny_llama, AmberConfig(pattern="2:4", criterion="amber", policy="all", precision="w8a8"),
+                     activation_absmax=absmax) as handle:
+        q_proj = dict(tiny_llama.named_modules())["model.layers.0.self_attn.q_proj"]
+        assert not torch.equal(q_proj.weight, weights["model.layers.0.self_attn.q_proj.weight"])
+        with torch.no_grad():
+            tiny_llama(input_ids=ids)
+    assert len(handle.stats) == 21 and all(s.density == pytest.approx(0.5) for s in handle.stats.values())
+    assert all(torch.equal(p, weights[name]) for name, p in tiny_llama.named_parameters())

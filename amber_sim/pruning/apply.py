@@ -245,10 +245,11 @@ def _mask_rows(rows, config: AmberConfig, factor, name: str):
         factor = clact_factors(factor_rows.numpy(), name)
     sparse, stats = _kernel_mask(work, dataclasses.replace(config, criterion="magnitude")
                                  if config.criterion == "clact" else config, factor, name)
-    if config.mitigation.endswith("variance-correction"):
-        dense_std = work.std(dim=1, keepdim=True, unbiased=False)
-        pruned_std = sparse.std(dim=1, keepdim=True, unbiased=False)
-        sparse *= torch.where(pruned_std > 0, dense_std / pruned_std.clamp_min(1e-30), torch.ones_like(dense_std))
+    if config.mitigation.endswith("variance-correction"):  # NumPy float32 std, as before (same numbers)
+        source, out = work.numpy(), sparse.numpy()  # views: ``out *=`` rescales ``sparse`` in place
+        dense_std = source.std(axis=1, keepdims=True)
+        pruned_std = out.std(axis=1, keepdims=True)
+        out *= np.where(pruned_std > 0, dense_std / np.maximum(pruned_std, 1e-30), 1.0).astype(np.float32)
     return sparse, shift, stats
 
 

@@ -315,6 +315,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
             continue  # the dense fp16 model is the reference every row is compared with
         AmberConfig(pattern=pattern, criterion=criterion, mitigation=mitigation, policy=policy, precision=precision,
                     skip_layers=() if policy == "calibrated" else None).validated()  # fail before loading anything
+    if all(pattern.strip().lower() == "dense" for pattern in patterns) and precisions == ["fp16"]:
+        raise InputError("--patterns", None, "nothing to evaluate: dense fp16 is the reference; add an N:M pattern "
+                         "or --precision w8a8")
     console = _console()
     loaded = load_model(args.model)
     windows = token_windows(load_split("evaluation", loaded.tokenizer), args.seq_len, args.windows)
@@ -335,9 +338,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
         else:
             combo = (pattern, criterion, mitigation, variant, precision)
         combos.append(combo)
-    if not combos:
-        raise InputError("--patterns", None, "nothing to evaluate: dense fp16 is the reference; add an N:M pattern "
-                         "or --precision w8a8")
     rows = []
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("dense reference", total=len(combos) + 1)

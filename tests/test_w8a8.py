@@ -268,6 +268,18 @@ def test_bad_dtypes_and_nan_name_the_layer():
         pruner(torch.full((2, 8), float("inf")))
 
 
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_eval_precision_is_checked_before_loading(capsys):
+    from amber_sim.cli import main
+
+    assert main(["eval", "--precision", "fp16,int4"]) == 2
+    assert "--precision: expected fp16 or w8a8, got 'int4'" in capsys.readouterr().err
+    assert main(["eval", "--patterns", "dense", "--precision", "fp16"]) == 2
+    assert "nothing to evaluate" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- the real model
 
 

@@ -123,17 +123,16 @@ def test_real_model_loss_calibration_beats_no_skipping_on_its_tokens():
     from amber_sim.models.loading import load_model
 
     loaded = load_model("smollm2-135m")
-    cal = torch.as_tensor(token_windows(load_split("calibration", loaded.tokenizer), 96, 1))
-    config = AmberConfig(pattern="2:4", criterion="amber-robust", mitigation="variance-correction",
-                         model_name=loaded.name)
+    cal = torch.as_tensor(token_windows(load_split("calibration", loaded.tokenizer), 64, 1))
+    config = AmberConfig(pattern="2:4", criterion="magnitude", model_name=loaded.name)
     skip, benefits = calibrate_skip_linears(loaded.model, cal, config, 0.55)
     assert len(benefits) == 60 and skip
-    chosen = AmberConfig(pattern="2:4", criterion="amber-robust", mitigation="variance-correction",
-                         policy="calibrated", skip_layers=(), skip_linears=skip, model_name=loaded.name)
-    assert 0.55 <= sparsified_linear_flop_share(loaded.model, chosen) < 0.5625
+    assert all(benefits[key] > 0 for key in skip)
+    chosen = AmberConfig(pattern="2:4", criterion="magnitude", policy="calibrated", skip_layers=(), skip_linears=skip,
+                         model_name=loaded.name)
+    assert 0.55 <= sparsified_linear_flop_share(loaded.model, chosen) < 0.56  # the budget is spent, not exceeded
     with apply_amber(loaded.model, chosen):
         chosen_loss = calibrate.mean_token_loss(loaded.model, cal)
-    with apply_amber(loaded.model, AmberConfig(pattern="2:4", criterion="amber-robust",
-                                               mitigation="variance-correction", model_name=loaded.name)):
+    with apply_amber(loaded.model, config):
         unskipped_loss = calibrate.mean_token_loss(loaded.model, cal)
-    assert chosen_loss < unskipped_loss - 0.5 * sum(benefits[key] for key in skip)
+    assert chosen_loss < unskipped_loss - max(benefits[key] for key in skip) / 2

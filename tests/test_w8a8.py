@@ -285,6 +285,8 @@ def test_eval_precision_is_checked_before_loading(capsys):
 
 @pytest.mark.slow
 def test_smollm2_w8a8_perplexity_on_128_tokens():
+    """Measured on this window: dense 28.49, W8A8 dense 28.15 (top-1 0.866), W8A8 8:16 amber +
+    variance-correction 38.15 (~20 s on a quiet 2-core machine: 4 forwards of 128 tokens and the model load)."""
     from amber_sim.models.corpus import load_split, token_windows
     from amber_sim.models.loading import load_model
     from amber_sim.pruning.evaluate import dense_reference, evaluate_with_stats
@@ -297,7 +299,7 @@ def test_smollm2_w8a8_perplexity_on_128_tokens():
     int8, int8_stats = evaluate_with_stats(loaded.model, windows, AmberConfig(pattern="dense", precision="w8a8"),
                                            dense_argmax, activation_absmax=absmax)
     sparse, sparse_stats = evaluate_with_stats(
-        loaded.model, windows, AmberConfig(pattern="8:16", criterion="amber-robust", mitigation="variance-correction",
+        loaded.model, windows, AmberConfig(pattern="8:16", criterion="amber", mitigation="variance-correction",
                                            precision="w8a8", model_name=loaded.name),
         dense_argmax, activation_absmax=absmax)
     assert int8_stats == {} and int8.sparsified_linear_flop_share == 0.0

@@ -141,6 +141,7 @@ def test_mask_before_quantise_changes_the_values():
 
 def test_w8a8_dense_accepted_fp16_dense_rejected_absmax_required(tiny_llama, ids):
     AmberConfig(pattern="dense", precision="w8a8").validated()
+    AmberConfig(pattern="dense", precision="w8a8", policy="calibrated").validated()  # nothing pruned: no skip list
     with pytest.raises(InputError, match="dense only with precision 'w8a8'"):
         AmberConfig(pattern="dense").validated()
     with pytest.raises(InputError, match="precision"):

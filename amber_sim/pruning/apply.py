@@ -80,7 +80,7 @@ class AmberConfig:
             if (not isinstance(item, tuple) or len(item) != 2 or not isinstance(item[0], int)
                     or item[1] not in SKIPPABLE_ROLES):
                 raise InputError("amber config", "skip_linears", f"expected (layer, 'q' or 'gate') pairs, got {item!r}")
-        if self.policy == "calibrated" and self.skip_layers is None:
+        if self.policy == "calibrated" and self.skip_layers is None and pattern.kind != "dense":  # dense: no mask
             raise InputError("amber config", "skip_layers", "the calibrated policy needs the skip list that "
                              "calibrate_skip_layers() returns")
         return self

@@ -460,8 +460,10 @@ def cmd_capture(args: argparse.Namespace) -> int:
     command = " ".join(["amber-sim", "capture", *sys.argv[2:]]) if len(sys.argv) > 2 else None
     spec = CaptureSpec(model=args.model, seq_len=args.seq_len, patterns=tuple(_split_list(args.patterns)),
                        precisions=tuple(_split_list(args.precision)), criterion=args.criterion, policy=args.policy,
-                       mitigation=args.mitigation, init=args.init, target_share=args.target_share, seed=args.seed,
-                       command=command, created=args.created)
+                       mitigation=args.mitigation, init=args.init, target_share=args.target_share,
+                       calibration_metric=args.calibration_metric, calibration_tokens=args.calibration_tokens,
+                       seed=args.seed, command=command,
+                       created=args.created)
     check_spec(spec)
     run_specs(spec)  # bad patterns or precisions fail before any model is loaded
     console = _console()
@@ -495,6 +497,11 @@ def add_capture(subparsers) -> None:
     parser.add_argument("--policy", default="amber-paper", help="all, amber-paper or calibrated")
     parser.add_argument("--target-share", type=float, default=0.55,
                         help="calibrated policy: keep at least this share of linear FLOPs sparsified")
+    parser.add_argument("--calibration-metric", default="output-error",
+                        help="calibrated policy: output-error (skip whole layers' q/gate by relative output error) "
+                             "or loss (skip single q/gate linears by calibration-loss benefit); docs/pruning.md")
+    parser.add_argument("--calibration-tokens", type=int, default=2048,
+                        help="tokens of the BBC calibration split for the calibrated policy and W8A8 smoothing")
     parser.add_argument("--mitigation", default="none",
                         help="none, median-shift, variance-correction, median-shift+variance-correction")
     parser.add_argument("--seed", type=int, default=0, help="random-init weights and inputs")

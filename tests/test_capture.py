@@ -140,6 +140,26 @@ def test_random_init_qwen2_family_layer_by_layer():
     assert len(biases) == 3 and trace.model.family == "qwen2"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("metric", ["output-error", "loss"])
+def test_calibrated_capture_keeps_the_target_share_and_says_what_it_skipped(metric):
+    spec = CaptureSpec(model="smollm2-135m", seq_len=SHORT, patterns=("dense", "8:16"), precisions=("fp16", "w8a8"),
+                       criterion="amber", policy="calibrated", target_share=0.55, calibration_metric=metric,
+                       calibration_tokens=64, created="2026-01-01T00:00:00+00:00")
+    trace = capture_trace(spec)
+    said = {"output-error": "8:16: q/gate dense in layers [", "loss": "8:16: dense "}[metric]
+    assert f"metric {metric})" in trace.capture.notes and said in trace.capture.notes
+    fp16, w8a8 = trace.run("8:16/amber/calibrated/fp16"), trace.run("8:16/amber/calibrated/w8a8")
+    for run in (fp16, w8a8):
+        share = run.metrics["sparsified_linear_flop_share"]
+        # at least the target (the decoder share; the 1-token LM head moves it by < 0.5 points at 32 tokens),
+        # and below amber-paper's 59.4% because something was skipped
+        assert 0.545 <= share < 0.591
+        check_measured_densities(run)
+    # the w8a8 run reuses the fp16 run's skip list
+    assert [op.name for op in fp16.ops if op.is_sparse] == [op.name for op in w8a8.ops if op.is_sparse]
+
+
 def test_run_specs_put_dense_fp16_first_and_need_it():
     spec = CaptureSpec(patterns=("2:4", "dense"), precisions=("w8a8", "fp16"))
     assert [(run.pattern, run.precision) for run in run_specs(spec)] == [

@@ -1,6 +1,8 @@
-"""Synthetic traces: shapes from the architecture, the paper's layer rule, reproducibility of the shipped file."""
+"""Synthetic traces: shapes from the architecture, the paper's layer rule, agreement with the captured trace."""
 
 from __future__ import annotations
+
+import pytest
 
 from amber_sim.cli import main
 from amber_sim.paths import TRACE_DIR
@@ -8,16 +10,35 @@ from amber_sim.trace import load_trace
 from amber_sim.trace_summary import summarize_run
 
 
-def test_shipped_llama_trace_is_reproduced_by_its_documented_command(tmp_path):
-    out = tmp_path / "llama.json"
+def synthetic_llama(tmp_path):
+    out = tmp_path / "llama-synthetic.json"
     assert main(["synth", "--model", "llama-3.1-8b", "--seq-len", "2048", "--precision", "fp16,w8a8",
                  "--created", "2026-11-22T00:00:00+00:00", "--out", str(out)]) == 0
-    assert out.read_bytes() == (TRACE_DIR / "llama.json").read_bytes()
+    return load_trace(out)
 
 
-def test_llama_trace_numbers():
-    trace = load_trace(TRACE_DIR / "llama.json")
-    assert trace.is_synthetic and trace.model.weights == "none"
+def test_synthetic_llama_agrees_with_the_captured_one_except_for_what_was_measured(tmp_path):
+    """Same runs, ops, shapes and sparsified linears; the captured densities are the measured ones: at most
+    the synthetic N/M (or 0.5), short of it by at most the natural zeros, equal to it when there are none."""
+    synthetic, captured = synthetic_llama(tmp_path), load_trace(TRACE_DIR / "llama.json")
+    assert synthetic.is_synthetic and synthetic.model.weights == "none"
+    assert not captured.is_synthetic and captured.model.weights == "random-init"
+    assert [run.id for run in synthetic.runs] == [run.id for run in captured.runs]
+    for assumed, measured in zip(synthetic.runs, captured.runs):
+        assumed_ops = [(op.name, op.M, op.K, op.N, op.batch, op.pattern, op.dtype_bytes) for op in assumed.ops]
+        assert assumed_ops == [(op.name, op.M, op.K, op.N, op.batch, op.pattern, op.dtype_bytes)
+                               for op in measured.ops]
+        for assumed_op, measured_op in zip(assumed.ops, measured.ops):
+            if not measured_op.is_sparse:
+                continue
+            natural_zeros = measured_op.natural_zero_fraction
+            assert assumed_op.density - natural_zeros - 1e-12 <= measured_op.density <= assumed_op.density + 1e-12
+            if natural_zeros == 0.0:
+                assert measured_op.density == pytest.approx(assumed_op.density, abs=1e-12)
+
+
+def test_llama_trace_numbers(tmp_path):
+    trace = synthetic_llama(tmp_path)
     dense, sparse = summarize_run(trace.runs[0]), summarize_run(trace.run("8:16/amber/amber-paper/fp16"))
     # 2·T·(params of the 32 layers' linears) + attention 2·2·T²·d·layers + LM head on one token
     linear_per_layer = 2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336

@@ -35,8 +35,8 @@ from amber_sim.trace_summary import summarize_run
 PRECISIONS = ("fp16", "w8a8")
 INITS = ("pretrained", "random")
 POLICIES = ("all", "amber-paper", "calibrated")
+CALIBRATION_METRICS = ("output-error", "loss")  # as amber_sim.pruning.calibrate (torch-free here)
 LINEAR_BYTES = {"fp16": 2.0, "w8a8": 1.0}
-CALIBRATION_TOKENS = 2048   # calibration-split tokens for the calibrated policy and W8A8 smoothing statistics
 
 # (done, total, what) after each decoder layer of each run
 Progress = Callable[[int, int, str], None]
@@ -53,6 +53,8 @@ class CaptureSpec:
     mitigation: str = "none"
     init: str = "pretrained"       # pretrained | random
     target_share: float = 0.55     # calibrated policy: keep at least this share of linear FLOPs sparsified
+    calibration_metric: str = "output-error"  # calibrated policy: output-error (whole layers) or loss (linears)
+    calibration_tokens: int = 2048  # calibration-split tokens for the calibrated policy and W8A8 smoothing
     seed: int = 0                  # random-init weights and inputs
     command: str | None = None
     created: str | None = None
@@ -97,8 +99,13 @@ def check_spec(spec: CaptureSpec) -> None:
     for name, value, allowed in (("--init", spec.init, INITS), ("--policy", spec.policy, POLICIES)):
         if value not in allowed:
             raise InputError(name, None, f"expected one of {', '.join(allowed)}, got {value!r}")
+    if spec.calibration_metric not in CALIBRATION_METRICS:
+        raise InputError("--calibration-metric", None, f"expected one of {', '.join(CALIBRATION_METRICS)}, got "
+                         f"{spec.calibration_metric!r}")
     if not 0.0 < spec.target_share <= 1.0:
         raise InputError("--target-share", None, f"expected a share in (0, 1], got {spec.target_share}")
+    if spec.calibration_tokens < 2:
+        raise InputError("--calibration-tokens", None, f"expected at least 2 tokens, got {spec.calibration_tokens}")
     if spec.seq_len < 2:
         raise InputError("--seq-len", None, f"expected at least 2 tokens, got {spec.seq_len}")
     for text in spec.patterns:

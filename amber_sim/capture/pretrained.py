@@ -1,7 +1,7 @@
 """Capture of a pretrained model: one real Amber-pruned prefill per run, accuracy on the same tokens.
 
 Tokens: the first ``seq_len`` tokens of the BBC evaluation split (docs/models.md). The calibrated policy
-and the W8A8 smoothing statistics use the first ``CALIBRATION_TOKENS`` tokens of the calibration split,
+and the W8A8 smoothing statistics use the first ``calibration_tokens`` tokens of the calibration split,
 never the evaluation tokens.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from amber_sim.capture.capture import (CALIBRATION_TOKENS, CaptureSpec, Progress, RunSpec, build_run,
+from amber_sim.capture.capture import (CaptureSpec, Progress, RunSpec, build_run,
                                        check_patterns_fit, model_config_of, trace_of)
 from amber_sim.capture.recorder import ShapeRecorder, check_linear_ops
 from amber_sim.errors import InputError
@@ -54,11 +54,30 @@ def _nll_and_argmax(logits, ids):
     return nll, predicted.argmax(dim=-1)
 
 
+def calibrated_skips(model, calibration, spec: CaptureSpec, pattern: str, model_name: str) -> dict:
+    """The calibrated policy's skip list for one pattern, as AmberConfig fields (docs/pruning.md)."""
+    from amber_sim.pruning.apply import AmberConfig
+    from amber_sim.pruning.calibrate import calibrate_skip_layers, calibrate_skip_linears
+
+    base = AmberConfig(pattern=pattern, criterion=spec.criterion, mitigation=spec.mitigation, model_name=model_name)
+    if spec.calibration_metric == "loss":
+        linears, _benefits = calibrate_skip_linears(model, calibration, base, spec.target_share)
+        return {"skip_layers": (), "skip_linears": tuple(linears)}
+    layers, _errors = calibrate_skip_layers(model, calibration, base, target_flop_share=spec.target_share)
+    return {"skip_layers": tuple(layers)}
+
+
+def describe_skips(skip: dict) -> str:
+    if skip.get("skip_linears"):
+        return "dense " + ", ".join(f"{role}@{layer}" for layer, role in skip["skip_linears"])
+    return f"q/gate dense in layers {list(skip.get('skip_layers', ()))}"
+
+
 def capture_pretrained(spec: CaptureSpec, runs: list[RunSpec], progress: Progress | None) -> Trace:
     import torch
 
     from amber_sim.models.loading import find_linear_roles, load_model
-    from amber_sim.pruning.apply import AmberConfig, apply_amber, calibrate_skip_layers
+    from amber_sim.pruning.apply import AmberConfig, apply_amber
 
     _check_not_weightless(spec.model)
     loaded = load_model(spec.model)
@@ -82,31 +101,27 @@ def capture_pretrained(spec: CaptureSpec, runs: list[RunSpec], progress: Progres
 
     calibration = None
     if spec.policy == "calibrated" or "w8a8" in spec.precisions:
-        calibration = _window("calibration", loaded.tokenizer, min(CALIBRATION_TOKENS, loaded.config["max_position"]),
-                              "calibration")
+        calibration = _window("calibration", loaded.tokenizer,
+                              min(spec.calibration_tokens, loaded.config["max_position"]), "--calibration-tokens")
     absmax = None
     if "w8a8" in spec.precisions:
         from amber_sim.pruning.apply import collect_activation_absmax
 
         absmax = collect_activation_absmax(model, calibration)
 
-    skip_lists: dict[str, tuple[int, ...]] = {}
+    skip_lists: dict[str, dict] = {}  # pattern -> AmberConfig fields of its calibrated skip list
     trace_runs, dense_nll, dense_argmax = [], None, None
     for run in runs:
         label[0] = run.run_id(spec.criterion, spec.policy)
         amber = None
         if not (run.is_dense and run.precision == "fp16"):
-            skip = None
+            skip = {"skip_layers": ()} if spec.policy == "calibrated" else {}  # dense w8a8: nothing to skip
             if spec.policy == "calibrated" and not run.is_dense:
                 if run.pattern not in skip_lists:
-                    base = AmberConfig(pattern=run.pattern, criterion=spec.criterion, mitigation=spec.mitigation,
-                                       model_name=loaded.name)
-                    skip_lists[run.pattern], _errors = calibrate_skip_layers(
-                        model, calibration, base, target_flop_share=spec.target_share)
+                    skip_lists[run.pattern] = calibrated_skips(model, calibration, spec, run.pattern, loaded.name)
                 skip = skip_lists[run.pattern]
             amber = AmberConfig(pattern=run.pattern, criterion=spec.criterion, policy=spec.policy,
-                                mitigation=spec.mitigation, skip_layers=skip, model_name=loaded.name,
-                                precision=run.precision)
+                                mitigation=spec.mitigation, model_name=loaded.name, precision=run.precision, **skip)
         with torch.no_grad(), ShapeRecorder(linears, layers, tick) as recorder:
             if amber is None:
                 logits = model(input_ids=ids).logits
@@ -127,15 +142,15 @@ def capture_pretrained(spec: CaptureSpec, runs: list[RunSpec], progress: Progres
         trace_run = build_run(run, spec, config, stats, metrics, spec.policy)
         check_linear_ops(trace_run.ops, recorder.by_layer_role(), loaded.name)
         trace_runs.append(trace_run)
-    skipped = "; ".join(f"{pattern}: q/gate dense in layers {list(skip)}" for pattern, skip in skip_lists.items())
+    skipped = "; ".join(f"{pattern}: {describe_skips(skip)}" for pattern, skip in skip_lists.items())
     notes = (f"Pretrained weights. Every run is one real prefill of the first {spec.seq_len} tokens of the BBC "
              "evaluation split with Amber Pruner applied (Numba kernels, real masks); densities and natural zeros "
              "are counted by the kernels, GEMM shapes by forward hooks; accuracy is measured on the same "
              "window against the dense fp16 run. Ops are recorded with fp16 operands (w8a8 linears: int8); "
              "LM head on the last token only."
-             + (f" Calibrated policy (target share {spec.target_share}, {CALIBRATION_TOKENS} calibration tokens): "
-                f"{skipped}." if skipped else "")
-             + (f" W8A8 smoothing statistics from {CALIBRATION_TOKENS} calibration tokens." if absmax else ""))
+             + (f" Calibrated policy (target share {spec.target_share}, {spec.calibration_tokens} calibration tokens, "
+                f"metric {spec.calibration_metric}): {skipped}." if skipped else "")
+             + (f" W8A8 smoothing statistics from {spec.calibration_tokens} calibration tokens." if absmax else ""))
     model_info = ModelInfo(name=loaded.name, family=loaded.family, weights="pretrained",
                            source=loaded.source.split("/")[-1], config=config)
     return trace_of(spec, model_info, trace_runs, f"BBC evaluation split, tokens 0..{spec.seq_len}", notes)

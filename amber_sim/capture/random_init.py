@@ -2,9 +2,9 @@
 
 For models whose weights are not here (LLaMA-3.1-8B, LLaMA-2-7B, Qwen2-7B) the shapes are real, the
 weights are drawn at random and the masks are real: the Numba kernels prune this model's actual
-activations. Memory stays near one decoder layer plus activations: each layer is built (on the meta
-device, then materialised and initialised), run on the hidden states, measured and freed before the
-next one is built. Embedding table and LM head are never built: the input hidden states are drawn
+activations. Memory stays near one decoder layer plus activations: one layer is built (on the meta device,
+then materialised), and for each layer of the model its weights are drawn anew in place, it runs on
+the hidden states and is measured before the next layer's weights replace them. Embedding table and LM head are never built: the input hidden states are drawn
 directly from N(0, σ²), which is what a random-init embedding table yields for distinct tokens, and the
 LM head is recorded for the last token without running.
 
@@ -73,6 +73,20 @@ def build_random_layer(layer_class, hf_config, index: int, generator):
     with torch.device("meta"):
         layer = layer_class(hf_config, layer_idx=index)
     layer = layer.to_empty(device="cpu").eval()
+    if any(True for _ in layer.buffers()):
+        raise InputError("--model", "layer", "this transformers version keeps buffers in decoder layers; "
+                         "random-init capture cannot materialise them")
+    return reinitialise(layer, index, generator)
+
+
+def reinitialise(layer, index: int, generator):
+    """Draw new random-init weights into ``layer`` in place and make it decoder layer ``index``.
+
+    One layer object serves every layer of the model: allocating and faulting in a new multi-GB layer
+    per layer costs more system time than the layer's own arithmetic saves.
+    """
+    import torch
+
     with torch.no_grad():
         for name, parameter in layer.named_parameters():
             if parameter.dim() == 2:
@@ -81,9 +95,9 @@ def build_random_layer(layer_class, hf_config, index: int, generator):
                 parameter.zero_()
             else:
                 parameter.fill_(1.0)  # RMSNorm weight
-    if any(True for _ in layer.buffers()):
-        raise InputError("--model", "layer", "this transformers version keeps buffers in decoder layers; "
-                         "random-init capture cannot materialise them")
+    for module in layer.modules():
+        if hasattr(module, "layer_idx"):
+            module.layer_idx = index
     return layer
 
 
@@ -170,8 +184,12 @@ def capture_random_init(spec: CaptureSpec, runs: list[RunSpec], progress: Progre
         hidden = torch.randn(1, spec.seq_len, arch.hidden, generator=generator) * INIT_STD
         positions = torch.arange(spec.seq_len).unsqueeze(0)
         position_embeddings = rotary_class(hf_config)(hidden, positions)
+        layer = None
         for index in range(arch.layers):
-            layer = build_random_layer(layer_class, hf_config, index, generator)
+            if layer is None:
+                layer = build_random_layer(layer_class, hf_config, index, generator)
+            else:
+                layer = reinitialise(layer, index, generator)
             linears = _selected_linears(layer, index, spec, arch.name)
             hooks = [module.register_forward_pre_hook(
                         _measuring_hook(name, index, role, module, sparse_runs, configs, counts))
@@ -186,7 +204,6 @@ def capture_random_init(spec: CaptureSpec, runs: list[RunSpec], progress: Progre
             if not bool(torch.isfinite(hidden).all()):
                 raise InputError(arch.name, f"layer {index}", "random-init hidden states became non-finite")
             observed.update(recorder.by_layer_role())
-            del layer
             if progress is not None:
                 progress(index + 1, arch.layers, f"layer {index} ({len(sparse_runs)} sparse runs measured)")
 

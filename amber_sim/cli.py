@@ -50,6 +50,10 @@ def print_trace_summary(trace, console) -> None:
     origin = "SYNTHETIC trace (masks assumed, not measured)" if trace.is_synthetic else "captured trace"
     console.print(f"[bold]{trace.source_path}[/bold]: {origin}; model {model.name} ({model.family}, weights "
                   f"{model.weights}); {capture.tokens} tokens (seq_len {capture.seq_len} × batch {capture.batch})")
+    if capture.notes:
+        console.print(f"notes: {capture.notes}")
+    if capture.command:
+        console.print(f"reproduce: {capture.command}")
     table = Table(title="runs in the trace", title_justify="left")
     for column, justify in (("run", "left"), ("ops lin/attn/vec", "right"), ("GEMM GFLOP", "right"),
                             ("sparsified linear FLOPs", "right"), ("linear act. MiB dense", "right"),

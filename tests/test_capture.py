@@ -254,3 +254,12 @@ def test_shipped_random_init_traces_say_so_and_reproduce_the_published_shares(na
 def test_capture_spec_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         CaptureSpec().seq_len = 4  # type: ignore[misc]
+
+
+def test_inspect_prints_how_to_reproduce_a_shipped_trace(capsys):
+    assert main(["inspect", "qwen2-7b.json"]) == 0
+    printed = capsys.readouterr().out
+    recorded = load_trace(TRACE_DIR / "qwen2-7b.json").capture.command
+    assert "reproduce: amber-sim capture --model qwen2-7b --init random" in printed
+    assert recorded.startswith("amber-sim capture --model qwen2-7b --init random --seq-len 2048")
+    assert "RANDOM-INIT" in printed

@@ -224,7 +224,13 @@ def test_shipped_smollm2_trace_is_a_pretrained_capture_with_accuracy():
         assert run.metrics["perplexity"] > dense.metrics["perplexity"]
         if run.pattern not in ("dense", "unstructured"):
             check_measured_densities(run)
-            assert run.metrics["sparsified_linear_flop_share"] >= 0.55
+        if run.pattern != "dense":
+            # the calibrated target (0.55) holds for the decoder linears the policy chooses among; the trace's
+            # share also counts the one-token LM head (2·576·49152 FLOPs), which lowers it by < 0.01 points
+            decoder = [op for op in run.ops if op.kind == "linear" and op.layer >= 0]
+            decoder_share = sum(op.flops for op in decoder if op.is_sparse) / sum(op.flops for op in decoder)
+            assert 0.55 <= decoder_share < 0.594
+            assert run.metrics["sparsified_linear_flop_share"] == pytest.approx(decoder_share, abs=1e-4)
 
 
 @pytest.mark.parametrize("name, model, share", [("llama.json", "llama-3.1-8b", 0.561),

@@ -179,6 +179,8 @@ def test_run_specs_put_dense_fp16_first_and_need_it():
     (["--init", "random", "--seq-len", "200000", "--model", "llama-3.1-8b"], "beyond llama-3.1-8b's context"),
     (["--seq-len", "300000"], "beyond smollm2-135m's context"),
     (["--init", "random", "--policy", "calibrated"], "calibrated needs pretrained weights"),
+    (["--criterion", "wanda"], "--criterion: expected one of magnitude, amber"),
+    (["--mitigation", "shift"], "--mitigation: expected one of none, median-shift"),
 ])
 def test_bad_capture_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):
     out = tmp_path / "t.json"

@@ -13,7 +13,7 @@ from amber_sim.paths import bundled_hw_configs, bundled_traces
 from amber_sim.sim.compat import runs_natively, worst_case_kept_in_hw_group
 from amber_sim.sim.engine import simulate_ops, simulate_run, simulate_trace
 from amber_sim.sim.gemm import GemmWork, simulate_gemm
-from amber_sim.trace import Op, Run, load_trace
+from amber_sim.trace import Op, load_trace
 
 
 def tiny_hw(**overrides):

@@ -1,7 +1,6 @@
 """Pareto computation, the cost model and the two studies (amber_sim/study/)."""
 
 import dataclasses
-import math
 
 import pytest
 

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 from amber_sim import __version__
 from amber_sim.capture.prefill_ops import LinearChoice, prefill_ops
-from amber_sim.capture.recorder import ShapeRecorder, check_linear_ops
 from amber_sim.errors import InputError
 from amber_sim.patterns import parse_pattern
 from amber_sim.trace import CaptureInfo, ModelConfig, ModelInfo, Run, Trace
@@ -96,7 +95,12 @@ def run_specs(spec: CaptureSpec) -> list[RunSpec]:
 
 
 def check_spec(spec: CaptureSpec) -> None:
-    for name, value, allowed in (("--init", spec.init, INITS), ("--policy", spec.policy, POLICIES)):
+    from amber_sim.pruning.apply import MITIGATIONS
+    from amber_sim.pruning.criteria import CRITERIA
+
+    for name, value, allowed in (("--init", spec.init, INITS), ("--policy", spec.policy, POLICIES),
+                                 ("--criterion", spec.criterion, CRITERIA),
+                                 ("--mitigation", spec.mitigation, MITIGATIONS)):
         if value not in allowed:
             raise InputError(name, None, f"expected one of {', '.join(allowed)}, got {value!r}")
     if spec.calibration_metric not in CALIBRATION_METRICS:

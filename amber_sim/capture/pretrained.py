@@ -118,6 +118,8 @@ def capture_pretrained(spec: CaptureSpec, runs: list[RunSpec], progress: Progres
             skip = {"skip_layers": ()} if spec.policy == "calibrated" else {}  # dense w8a8: nothing to skip
             if spec.policy == "calibrated" and not run.is_dense:
                 if run.pattern not in skip_lists:
+                    if progress is not None:
+                        progress(done[0], total_steps, f"calibrating {run.pattern} ({spec.calibration_metric} metric)")
                     skip_lists[run.pattern] = calibrated_skips(model, calibration, spec, run.pattern, loaded.name)
                 skip = skip_lists[run.pattern]
             amber = AmberConfig(pattern=run.pattern, criterion=spec.criterion, policy=spec.policy,

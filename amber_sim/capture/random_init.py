@@ -101,7 +101,8 @@ def reinitialise(layer, index: int, generator):
     return layer
 
 
-def _selected_linears(layer, index: int, spec: CaptureSpec, model_name: str) -> dict[str, tuple[int, str, object]]:
+def _layer_linears(layer, index: int) -> dict[str, tuple[int, str, object]]:
+    """Model-level name → (layer index, role, module) of the seven projections of decoder layer ``index``."""
     import torch
 
     found = {}
@@ -190,7 +191,7 @@ def capture_random_init(spec: CaptureSpec, runs: list[RunSpec], progress: Progre
                 layer = build_random_layer(layer_class, hf_config, index, generator)
             else:
                 layer = reinitialise(layer, index, generator)
-            linears = _selected_linears(layer, index, spec, arch.name)
+            linears = _layer_linears(layer, index)
             hooks = [module.register_forward_pre_hook(
                         _measuring_hook(name, index, role, module, sparse_runs, configs, counts))
                      for name, (_i, role, module) in linears.items() if selected(role, index, policy_probe)]

@@ -92,12 +92,10 @@ def add_inspect(subparsers) -> None:
 def cmd_synth(args: argparse.Namespace) -> int:
     from amber_sim.capture.synthetic import SyntheticSpec, synthetic_trace
     from amber_sim.models.architectures import get_arch
-    from amber_sim.trace import ModelConfig, save_trace
+    from amber_sim.trace import save_trace
 
     arch = get_arch(args.model)
-    config = ModelConfig(hidden=arch.hidden, layers=arch.layers, heads=arch.heads, kv_heads=arch.kv_heads,
-                         intermediate=arch.intermediate, vocab=arch.vocab, head_dim=arch.head_dim,
-                         max_position=arch.max_position)
+    config = arch.model_config()
     if args.seq_len <= 0 or args.seq_len > arch.max_position:
         raise InputError("--seq-len", None, f"expected 1..{arch.max_position} for {arch.name}, got {args.seq_len}")
     spec = SyntheticSpec(model_name=arch.name, family=arch.family, config=config, seq_len=args.seq_len,

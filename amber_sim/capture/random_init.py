@@ -19,39 +19,14 @@ biases 0, RMSNorm weights 1; seeded by ``--seed``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from amber_sim.capture.capture import (CaptureSpec, Progress, RunSpec, build_run, check_patterns_fit,
                                        trace_of)
 from amber_sim.capture.recorder import ShapeRecorder, check_linear_ops
 from amber_sim.errors import InputError
-from amber_sim.trace import ModelConfig, ModelInfo, Trace
+from amber_sim.pruning.layer_roles import LINEAR_ROLE_OF_MODULE
+from amber_sim.trace import ModelInfo, Trace
 
 INIT_STD = 0.02                 # transformers' initializer_range for LLaMA and Qwen2
-_LINEAR_ROLE = {"q_proj": "q", "k_proj": "k", "v_proj": "v", "o_proj": "o", "gate_proj": "gate", "up_proj": "up",
-                "down_proj": "down"}
-
-
-@dataclass
-class CountedStats:
-    """Kernel counts summed over the calls one linear saw (mirrors PruneStats' ratios)."""
-
-    total: int = 0
-    kept: int = 0
-    natural_zeros: int = 0
-
-    def add(self, stats) -> None:
-        self.total += stats.total
-        self.kept += stats.kept_count
-        self.natural_zeros += stats.natural_zero_count
-
-    @property
-    def density(self) -> float:
-        return self.kept / self.total if self.total else 0.0
-
-    @property
-    def natural_zero_fraction(self) -> float:
-        return self.natural_zeros / self.total if self.total else 0.0
 
 
 def _layer_classes(family: str):
@@ -107,11 +82,11 @@ def _layer_linears(layer, index: int) -> dict[str, tuple[int, str, object]]:
 
     found = {}
     for name, module in layer.named_modules():
-        role = _LINEAR_ROLE.get(name.split(".")[-1])
+        role = LINEAR_ROLE_OF_MODULE.get(name.split(".")[-1])
         if isinstance(module, torch.nn.Linear) and role is not None:
             found[f"model.layers.{index}.{name}"] = (index, role, module)
-    if len(found) != len(_LINEAR_ROLE):
-        raise InputError("--model", f"layer {index}", f"expected the 7 projections {sorted(_LINEAR_ROLE)}, found "
+    if len(found) != len(LINEAR_ROLE_OF_MODULE):
+        raise InputError("--model", f"layer {index}", f"expected the 7 projections {sorted(LINEAR_ROLE_OF_MODULE)}, found "
                          f"{sorted(found)}")
     return found
 
@@ -124,7 +99,7 @@ def _measuring_hook(name: str, layer: int, role: str, module, sparse_runs, confi
     """
     import dataclasses
 
-    from amber_sim.pruning.apply import make_linear_pruner
+    from amber_sim.pruning.apply import LayerStats, make_linear_pruner
 
     def hook(_module, args):
         x = args[0]
@@ -139,7 +114,7 @@ def _measuring_hook(name: str, layer: int, role: str, module, sparse_runs, confi
                 built[config.precision] = make_linear_pruner(module.weight, config, name, activation_absmax=absmax)
             pruner = dataclasses.replace(built[config.precision], config=config)
             _pruned, stats = pruner(x)
-            counts[run].setdefault((layer, role), CountedStats()).add(stats)
+            counts[run].setdefault((layer, role), LayerStats(name=name, layer=layer, role=role)).add(stats)
         return None
     return hook
 
@@ -165,9 +140,7 @@ def capture_random_init(spec: CaptureSpec, runs: list[RunSpec], progress: Progre
     if spec.seq_len > arch.max_position:
         raise InputError("--seq-len", None, f"{spec.seq_len} is beyond {arch.name}'s context of "
                          f"{arch.max_position} tokens")
-    config = ModelConfig(hidden=arch.hidden, layers=arch.layers, heads=arch.heads, kv_heads=arch.kv_heads,
-                         intermediate=arch.intermediate, vocab=arch.vocab, head_dim=arch.head_dim,
-                         max_position=arch.max_position)
+    config = arch.model_config()
     check_patterns_fit(runs, config, arch.name)
     hf_config = to_hf_config(arch)
     hf_config._attn_implementation = "sdpa"  # causal SDPA: no [heads, T, T] mask tensor

@@ -37,6 +37,14 @@ class ArchConfig:
     # (hashable, so the dataclass stays frozen and hashable); empty when the model has none.
     rope_scaling: tuple[tuple[str, object], ...] = ()
 
+    def model_config(self):
+        """The shapes a trace records (``amber_sim.trace.ModelConfig``)."""
+        from amber_sim.trace import ModelConfig
+
+        return ModelConfig(hidden=self.hidden, layers=self.layers, heads=self.heads, kv_heads=self.kv_heads,
+                           intermediate=self.intermediate, vocab=self.vocab, head_dim=self.head_dim,
+                           max_position=self.max_position)
+
     def linear_shapes(self) -> dict[str, tuple[int, int]]:
         """(in_features K, out_features N) of each decoder-layer linear role."""
         q_out = self.heads * self.head_dim

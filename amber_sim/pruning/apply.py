@@ -32,13 +32,12 @@ from amber_sim.errors import InputError
 from amber_sim.patterns import parse_pattern
 from amber_sim.pruning import kernels
 from amber_sim.pruning.criteria import CRITERIA, clact_factors, column_factor
-from amber_sim.pruning.layer_roles import LINEAR_ROLES, PUBLISHED_SKIP_LAYERS, SKIPPABLE_ROLES, paper_rule_sparsifies
+from amber_sim.pruning.layer_roles import (LINEAR_ROLE_OF_MODULE, LINEAR_ROLES, PUBLISHED_SKIP_LAYERS, SKIPPABLE_ROLES,
+                                          paper_rule_sparsifies)
 
 POLICIES = ("all", "amber-paper", "calibrated")
 MITIGATIONS = ("none", "median-shift", "variance-correction", "median-shift+variance-correction")
 PRECISIONS = ("fp16", "w8a8")
-_MODULE_ROLE = {"q_proj": "q", "k_proj": "k", "v_proj": "v", "o_proj": "o", "gate_proj": "gate", "up_proj": "up",
-                "down_proj": "down"}
 
 
 @dataclass(frozen=True)
@@ -98,6 +97,13 @@ class LayerStats:
     kept: int = 0
     natural_zeros: int = 0
 
+    def add(self, result: kernels.PruneStats) -> None:
+        """Count one pruning pass (one forward's activation of this linear)."""
+        self.calls += 1
+        self.total += result.total
+        self.kept += result.kept_count
+        self.natural_zeros += result.natural_zero_count
+
     @property
     def density(self) -> float:
         return self.kept / self.total if self.total else 0.0
@@ -152,7 +158,7 @@ def find_decoder_linears(model) -> list[tuple[str, int, str, object]]:
             continue
         seen_linear_names.append(name)
         parts = name.split(".")
-        role = _MODULE_ROLE.get(parts[-1])
+        role = LINEAR_ROLE_OF_MODULE.get(parts[-1])
         layer = next((int(part) for part in reversed(parts[:-1]) if part.isdigit()), None)
         if role is not None and layer is not None:
             found.append((name, layer, role, module))
@@ -459,10 +465,7 @@ def apply_amber(model, config: AmberConfig, activation_absmax=None) -> AmberHand
                     return None
                 seen, result = _pruner(x, mask=mask)
                 if mask:
-                    _stats.calls += 1
-                    _stats.total += result.total
-                    _stats.kept += result.kept_count
-                    _stats.natural_zeros += result.natural_zero_count
+                    _stats.add(result)
                 return (seen,) + tuple(args[1:])
 
             handle._hooks.append(module.register_forward_pre_hook(hook))

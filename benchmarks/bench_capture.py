@@ -30,36 +30,31 @@ TIME_TARGET_S = 600.0
 def measure_overhead(repeats: int) -> tuple[float, float]:
     import torch
 
-    from amber_sim.capture.pretrained import decoder_layers
-    from amber_sim.capture.recorder import ShapeRecorder
+    from amber_sim.capture.pretrained import decoder_layers, hooked_linears, prefill_run
     from amber_sim.models.corpus import load_split, token_windows
-    from amber_sim.models.loading import find_linear_roles, load_model
-    from amber_sim.pruning.apply import AmberConfig, apply_amber
+    from amber_sim.models.loading import load_model
+    from amber_sim.pruning.apply import AmberConfig
 
     loaded = load_model("smollm2-135m")
     model = loaded.model
     ids = torch.as_tensor(token_windows(load_split("evaluation", loaded.tokenizer), 2048, 1))
-    modules = dict(model.named_modules())
-    linears = {name: (layer, role, modules[name]) for name, (layer, role) in find_linear_roles(model).items()}
+    linears, layers = hooked_linears(model), decoder_layers(model)
     config = AmberConfig(pattern="8:16", criterion="amber", policy="amber-paper", model_name=loaded.name)
-    ticks = [0]
 
     def dense() -> None:
-        model(input_ids=ids)
-
-    def capturing() -> None:
-        with ShapeRecorder(linears, decoder_layers(model), lambda: ticks.__setitem__(0, ticks[0] + 1)), \
-                apply_amber(model, config):
+        with torch.no_grad():
             model(input_ids=ids)
 
+    def capturing() -> None:  # what `amber-sim capture` runs for one run, progress ticks included
+        prefill_run(model, ids, config, linears, layers, lambda: None)
+
     dense_s, capture_s = [], []
-    with torch.no_grad():
-        dense(), capturing()  # warm-up: Numba compilation, allocator
-        for _ in range(repeats):
-            for runner, times in ((dense, dense_s), (capturing, capture_s)):
-                started = time.perf_counter()
-                runner()
-                times.append(time.perf_counter() - started)
+    dense(), capturing()  # warm-up: Numba compilation, allocator
+    for _ in range(repeats):
+        for runner, times in ((dense, dense_s), (capturing, capture_s)):
+            started = time.perf_counter()
+            runner()
+            times.append(time.perf_counter() - started)
     return statistics.median(dense_s), statistics.median(capture_s)
 
 

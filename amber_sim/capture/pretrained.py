@@ -73,11 +73,32 @@ def describe_skips(skip: dict) -> str:
     return f"q/gate dense in layers {list(skip.get('skip_layers', ()))}"
 
 
-def capture_pretrained(spec: CaptureSpec, runs: list[RunSpec], progress: Progress | None) -> Trace:
+def hooked_linears(model) -> dict[str, tuple[int, str, object]]:
+    """Module name → (layer index, role, module) of every decoder linear, for :class:`ShapeRecorder`."""
+    from amber_sim.models.loading import find_linear_roles
+
+    modules = dict(model.named_modules())
+    return {name: (layer, role, modules[name]) for name, (layer, role) in find_linear_roles(model).items()}
+
+
+def prefill_run(model, ids, amber, linears, layers, tick, activation_absmax=None):
+    """One capturing prefill: a single forward of ``ids`` with the shape hooks, and Amber Pruner's hooks
+    unless ``amber`` is None. Returns (logits, pruning stats by (layer, role), observed GEMM shapes)."""
     import torch
 
-    from amber_sim.models.loading import find_linear_roles, load_model
-    from amber_sim.pruning.apply import AmberConfig, apply_amber
+    from amber_sim.pruning.apply import apply_amber
+
+    with torch.no_grad(), ShapeRecorder(linears, layers, tick) as recorder:
+        if amber is None:
+            return model(input_ids=ids).logits, {}, recorder.by_layer_role()
+        with apply_amber(model, amber, activation_absmax=activation_absmax) as handle:
+            logits = model(input_ids=ids).logits
+    return logits, {(s.layer, s.role): s for s in handle.stats.values()}, recorder.by_layer_role()
+
+
+def capture_pretrained(spec: CaptureSpec, runs: list[RunSpec], progress: Progress | None) -> Trace:
+    from amber_sim.models.loading import load_model
+    from amber_sim.pruning.apply import AmberConfig
 
     _check_not_weightless(spec.model)
     loaded = load_model(spec.model)
@@ -88,8 +109,7 @@ def capture_pretrained(spec: CaptureSpec, runs: list[RunSpec], progress: Progres
     check_patterns_fit(runs, config, loaded.name)
     ids = _window("evaluation", loaded.tokenizer, spec.seq_len, "--seq-len")
     model = loaded.model
-    modules = dict(model.named_modules())
-    linears = {name: (layer, role, modules[name]) for name, (layer, role) in find_linear_roles(model).items()}
+    linears = hooked_linears(model)
     layers = decoder_layers(model)
     total_steps, done = len(runs) * len(layers), [0]
     label = [""]
@@ -124,14 +144,9 @@ def capture_pretrained(spec: CaptureSpec, runs: list[RunSpec], progress: Progres
                 skip = skip_lists[run.pattern]
             amber = AmberConfig(pattern=run.pattern, criterion=spec.criterion, policy=spec.policy,
                                 mitigation=spec.mitigation, model_name=loaded.name, precision=run.precision, **skip)
-        with torch.no_grad(), ShapeRecorder(linears, layers, tick) as recorder:
-            if amber is None:
-                logits = model(input_ids=ids).logits
-                stats = {}
-            else:
-                with apply_amber(model, amber, activation_absmax=absmax) as handle:
-                    logits = model(input_ids=ids).logits
-                stats = {} if run.is_dense else {(s.layer, s.role): s for s in handle.stats.values()}
+        logits, stats, observed = prefill_run(model, ids, amber, linears, layers, tick, absmax)
+        if run.is_dense:
+            stats = {}  # dense w8a8: quantised, nothing masked
         nll, argmax = _nll_and_argmax(logits, ids)
         del logits
         if dense_argmax is None:
@@ -142,7 +157,7 @@ def capture_pretrained(spec: CaptureSpec, runs: list[RunSpec], progress: Progres
         metrics = {"perplexity": math.exp(nll), "top1_agreement": float((argmax == dense_argmax).float().mean()),
                    "perplexity_ratio": math.exp(nll - dense_nll), "eval_tokens": float(spec.seq_len - 1)}
         trace_run = build_run(run, spec, config, stats, metrics, spec.policy)
-        check_linear_ops(trace_run.ops, recorder.by_layer_role(), loaded.name)
+        check_linear_ops(trace_run.ops, observed, loaded.name)
         trace_runs.append(trace_run)
     skipped = "; ".join(f"{pattern}: {describe_skips(skip)}" for pattern, skip in skip_lists.items())
     notes = (f"Pretrained weights. Every run is one real prefill of the first {spec.seq_len} tokens of the BBC "

@@ -183,7 +183,6 @@ def time_mapping(p, tm, tn, tk, acc, order_rows, out, prune_above):  # pragma: n
         port_free = 0; compute_end = 0; end = 0
         load_busy = 0; compute_busy = 0; store_busy = 0
         step = 0
-        pending_load_end = -1
         g = core
         while g < total_blocks:
             j = g % per_batch

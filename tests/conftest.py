@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny synthetic trace and the bundled configs, built in memory."""
+"""Shared fixtures: a tiny synthetic trace, the bundled configs and small random LLaMA models, built in memory."""
 
 from __future__ import annotations
 
@@ -28,3 +28,23 @@ def tiny_trace():
 def llama_like_config():
     return ModelConfig(hidden=4096, layers=32, heads=32, kv_heads=8, intermediate=14336, vocab=128256,
                        head_dim=128, max_position=131072)
+
+
+@pytest.fixture(scope="session")
+def build_tiny_llama():
+    """Builds small random Hugging Face LLaMA models: seeded (the same weights every time for the same
+    shape), in eval mode; ``device="meta"`` gives the shapes without weights."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+
+    def build(hidden=64, intermediate=128, layers=3, heads=4, kv_heads=2, vocab=101, max_positions=128, device=None):
+        config = transformers.LlamaConfig(hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
+                                          num_attention_heads=heads, num_key_value_heads=kv_heads, vocab_size=vocab,
+                                          max_position_embeddings=max_positions)
+        if device == "meta":
+            with torch.device("meta"):
+                return transformers.LlamaForCausalLM(config)
+        torch.manual_seed(0)
+        return transformers.LlamaForCausalLM(config).eval()
+
+    return build

@@ -14,12 +14,8 @@ from amber_sim.pruning.apply import (AmberConfig, apply_amber, calibrate_skip_la
 
 
 @pytest.fixture(scope="module")
-def tiny_llama():
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-                                      num_attention_heads=4, num_key_value_heads=2, vocab_size=101,
-                                      max_position_embeddings=128)
-    return transformers.LlamaForCausalLM(config).eval()
+def tiny_llama(build_tiny_llama):
+    return build_tiny_llama(layers=3)
 
 
 @pytest.fixture

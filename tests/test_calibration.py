@@ -15,26 +15,15 @@ from amber_sim.pruning.calibrate import (calibrate_skip_linears, flop_budget, kn
                                          loss_benefits, skip_candidates)
 
 
-def _llama(hidden, intermediate, layers, heads, kv_heads, vocab=101, device=None):
-    config = transformers.LlamaConfig(hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
-                                      num_attention_heads=heads, num_key_value_heads=kv_heads, vocab_size=vocab,
-                                      max_position_embeddings=128)
-    if device == "meta":
-        with torch.device("meta"):
-            return transformers.LlamaForCausalLM(config)
-    torch.manual_seed(0)
-    return transformers.LlamaForCausalLM(config).eval()
-
-
 @pytest.fixture(scope="module")
-def smollm2_shape():
+def smollm2_shape(build_tiny_llama):
     """SmolLM2-135M's shapes without its weights (meta tensors)."""
-    return _llama(576, 1536, 30, 9, 3, vocab=49152, device="meta")
+    return build_tiny_llama(576, 1536, 30, 9, 3, vocab=49152, device="meta")
 
 
 @pytest.fixture(scope="module")
-def tiny_llama():
-    return _llama(64, 128, 3, 4, 2)
+def tiny_llama(build_tiny_llama):
+    return build_tiny_llama(layers=3)
 
 
 @pytest.fixture

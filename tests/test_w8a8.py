@@ -19,12 +19,8 @@ from amber_sim.pruning.quant import (fake_quantize_activation, fake_quantize_wei
 
 
 @pytest.fixture(scope="module")
-def tiny_llama():
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                      num_attention_heads=4, num_key_value_heads=2, vocab_size=101,
-                                      max_position_embeddings=64)
-    return transformers.LlamaForCausalLM(config).eval()
+def tiny_llama(build_tiny_llama):
+    return build_tiny_llama(layers=2, max_positions=64)
 
 
 @pytest.fixture

@@ -75,10 +75,9 @@ def describe_skips(skip: dict) -> str:
 
 def hooked_linears(model) -> dict[str, tuple[int, str, object]]:
     """Module name → (layer index, role, module) of every decoder linear, for :class:`ShapeRecorder`."""
-    from amber_sim.models.loading import find_linear_roles
+    from amber_sim.pruning.apply import find_decoder_linears
 
-    modules = dict(model.named_modules())
-    return {name: (layer, role, modules[name]) for name, (layer, role) in find_linear_roles(model).items()}
+    return {name: (layer, role, module) for name, layer, role, module in find_decoder_linears(model)}
 
 
 def prefill_run(model, ids, amber, linears, layers, tick, activation_absmax=None):

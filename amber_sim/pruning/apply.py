@@ -32,7 +32,7 @@ from amber_sim.errors import InputError
 from amber_sim.patterns import parse_pattern
 from amber_sim.pruning import kernels
 from amber_sim.pruning.criteria import CRITERIA, clact_factors, column_factor
-from amber_sim.pruning.layer_roles import (LINEAR_ROLE_OF_MODULE, LINEAR_ROLES, PUBLISHED_SKIP_LAYERS, SKIPPABLE_ROLES,
+from amber_sim.pruning.layer_roles import (LINEAR_ROLES, PUBLISHED_SKIP_LAYERS, SKIPPABLE_ROLES,
                                           paper_rule_sparsifies)
 
 POLICIES = ("all", "amber-paper", "calibrated")
@@ -148,25 +148,13 @@ class AmberHandle:
 
 
 def find_decoder_linears(model) -> list[tuple[str, int, str, object]]:
-    """(name, layer index, role, module) of every q/k/v/o/gate/up/down projection of the decoder layers."""
-    import torch
+    """(name, layer index, role, module) of every q/k/v/o/gate/up/down projection of the decoder layers, in
+    module order. Names that are not LLaMA/Qwen2-style, or a layer without all seven, are an InputError
+    listing the linears found (:func:`amber_sim.models.loading.find_linear_roles`)."""
+    from amber_sim.models.loading import find_linear_roles
 
-    found = []
-    seen_linear_names = []
-    for name, module in model.named_modules():
-        if not isinstance(module, torch.nn.Linear):
-            continue
-        seen_linear_names.append(name)
-        parts = name.split(".")
-        role = LINEAR_ROLE_OF_MODULE.get(parts[-1])
-        layer = next((int(part) for part in reversed(parts[:-1]) if part.isdigit()), None)
-        if role is not None and layer is not None:
-            found.append((name, layer, role, module))
-    if not found:
-        shown = ", ".join(seen_linear_names[:8]) or "none"
-        raise InputError("model", None, f"no q/k/v/o/gate/up/down projections found in decoder layers "
-                         f"(linear modules found: {shown}); expected LLaMA/Qwen2-style module names")
-    return found
+    modules = dict(model.named_modules())
+    return [(name, layer, role, modules[name]) for name, (layer, role) in find_linear_roles(model).items()]
 
 
 def selected(role: str, layer: int, config: AmberConfig) -> bool:

@@ -232,10 +232,26 @@ def test_heatmap_has_a_panel_for_every_sparse_run_of_a_12_run_trace(ascend):
 
 
 def test_heatmap_keeps_runs_that_share_pattern_and_precision_apart():
-    from amber_sim.study.plots import heatmap_panels
+    from amber_sim.study.plots import run_titles
 
     rows = [{"run_id": run_id, "pattern": pattern, "precision": "fp16"} for run_id, pattern in
             (("2:4/amber/p/fp16", "2:4"), ("2:4/wanda/p/fp16", "2:4"), ("4:8/amber/p/fp16", "4:8"),
              ("dense/none/none/fp16", "dense"))]
-    assert heatmap_panels(rows) == [("2:4/amber/p/fp16", "2:4/amber/p/fp16"), ("2:4/wanda/p/fp16", "2:4/wanda/p/fp16"),
+    assert run_titles(rows) == [("2:4/amber/p/fp16", "2:4/amber/p/fp16"), ("2:4/wanda/p/fp16", "2:4/wanda/p/fp16"),
                                     ("4:8/amber/p/fp16", "4:8 fp16")]
+
+
+def test_speedup_lines_draw_one_line_per_run_even_when_runs_share_pattern_and_precision(tmp_path, monkeypatch):
+    from amber_sim.study import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda fig, _path: drawn.append(
+        [(line.get_label(), [float(y) for y in line.get_ydata()]) for line in fig.axes[0].lines
+         if not line.get_label().startswith("_")]))  # the y = 1 reference line is unlabelled
+    speedups = {"2:4/amber/p/fp16": (1.1, 1.2), "2:4/wanda/p/fp16": (1.3, 1.4), "4:8/amber/p/fp16": (1.05, 1.06),
+                "dense/none/none/fp16": (1.0, 1.0)}
+    rows = [{"run_id": run_id, "pattern": run_id.split("/")[0], "precision": "fp16", "point": {"x": x},
+             "end_to_end_speedup": speedups[run_id][index]}
+            for run_id in speedups for index, x in enumerate((2, 1))]  # unsorted x: lines are drawn in x order
+    plots.plot_speedup_lines(rows, "x", [1, 2], {}, tmp_path / "lines.png", "t")
+    assert drawn == [[("2:4/amber/p/fp16", [1.2, 1.1]), ("2:4/wanda/p/fp16", [1.4, 1.3]), ("4:8 fp16", [1.06, 1.05])]]

@@ -38,10 +38,11 @@ def plot_speedup_lines(rows: list[dict[str, Any]], axis: str, axis_values: Seque
         point = row["point"]
         if row["pattern"] == "dense" or any(point.get(key) != value for key, value in fixed.items()):
             continue
-        by_run.setdefault(run_label(row), []).append((positions[_axis_text(point[axis])], row["end_to_end_speedup"]))
-    for label in sorted(by_run):
-        xs, ys = zip(*sorted(by_run[label]))
-        ax.plot(xs, ys, marker="o", markersize=3, label=label)
+        by_run.setdefault(row["run_id"], []).append((positions[_axis_text(point[axis])], row["end_to_end_speedup"]))
+    for run_id, title in run_titles(rows):
+        if run_id in by_run:
+            xs, ys = zip(*sorted(by_run[run_id]))
+            ax.plot(xs, ys, marker="o", markersize=3, label=title)
     ax.axhline(1.0, color="black", linewidth=0.8)
     if numeric:
         if min(axis_values) > 0 and max(axis_values) / min(axis_values) >= 8:
@@ -58,8 +59,8 @@ def plot_speedup_lines(rows: list[dict[str, Any]], axis: str, axis_values: Seque
     plt.close(fig)
 
 
-def heatmap_panels(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """(run id, panel title) for every sparse run, in title order: one panel each, none left out.
+def run_titles(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(run id, title) for every sparse run, in title order: one line or panel each, none merged.
 
     Dense runs are not drawn (their speedup is 1.0 everywhere by definition). The title is the run's pattern
     and precision, or its id when two sparse runs share those."""
@@ -81,7 +82,7 @@ def heatmap_figure(rows: list[dict[str, Any]], x_axis: str, x_values: Sequence[A
     plt = _pyplot()
     import numpy as np
 
-    panels = heatmap_panels(rows)
+    panels = run_titles(rows)
     if not panels:
         return None
     lines, columns = _panel_grid(len(panels))
@@ -217,3 +218,4 @@ def plot_bottleneck(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     ax.legend(fontsize=7)
     _save(fig, path)
     plt.close(fig)
+

@@ -18,7 +18,8 @@ of reach here. Each prints the numbers docs/accuracy.md quotes; all use amber-ro
   gradient of output i on calibration text (one backward), against plain amber, both under amber-paper.
 - ls-compensation: a closed-form weight refit W' = W E[x x'^T] (E[x' x'^T] + lambda I)^-1 that predicts the
   dense output from the pruned input x' (fit on 4 x 1,024 calibration tokens, tested on the next 1,024):
-  relative output error of W x' and of W' x' against W x for 4 layers x 5 roles.
+  relative output error of W x' and of W' x' against W x for 4 layers x 5 roles; also of W x' + W E[x - x']
+  (a static bias correction, fit on the same tokens).
 """
 
 from __future__ import annotations
@@ -183,7 +184,7 @@ def probe_ls_compensation(args) -> None:
     test = capture_linear_inputs(model, torch.as_tensor(tokens[4:5]), roles)
     for pattern in args.patterns.split(","):
         config = AmberConfig(pattern=pattern, criterion=CRITERION, mitigation=MITIGATION, policy="all")
-        plain_errors, refit_errors = [], []
+        plain_errors, refit_errors, bias_errors = [], [], []
         for name, layer, role, module in find_decoder_linears(model):
             if layer not in (2, 10, 20, 28) or role not in roles:
                 continue
@@ -196,13 +197,15 @@ def probe_ls_compensation(args) -> None:
             refit = weight @ torch.linalg.solve(gram + ridge, x_pruned.T @ x).T
             x_test = test[name].reshape(-1, weight.shape[1]).float()
             x_test_pruned = prune_activation(x_test, config, factor, name)[0].float()
+            bias = weight @ (x - x_pruned).mean(0)  # static bias correction: W·E[x − x′]
             y = x_test @ weight.T
             plain_errors.append(float((y - x_test_pruned @ weight.T).norm() / y.norm()))
             refit_errors.append(float((y - x_test_pruned @ refit.T).norm() / y.norm()))
+            bias_errors.append(float((y - x_test_pruned @ weight.T - bias).norm() / y.norm()))
             print(f"{pattern} layer {layer:>2} {role:>4}: relative output error {plain_errors[-1]:.3f} pruned, "
-                  f"{refit_errors[-1]:.3f} refitted")
+                  f"{refit_errors[-1]:.3f} refitted, {bias_errors[-1]:.3f} bias-corrected")
         print(f"{pattern}: mean {np.mean(plain_errors):.3f} pruned, {np.mean(refit_errors):.3f} refitted "
-              f"(held-out tokens, ridge {args.ridge})")
+              f"(ridge {args.ridge}), {np.mean(bias_errors):.3f} bias-corrected (held-out tokens)")
 
 
 def main() -> None:

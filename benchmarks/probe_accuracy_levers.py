@@ -2,7 +2,7 @@
 
 Not part of the tool: these are the experiments behind the statement that the #3 accuracy targets are out
 of reach here. Each prints the numbers docs/accuracy.md quotes; all use amber-robust + variance-correction
-(the best pair) unless said otherwise, 1,024 calibration tokens, and 2,048-token evaluation windows.
+(the pair of the target check) unless said otherwise, 1,024 calibration tokens, and 2,048-token evaluation windows.
 
     .venv/bin/python benchmarks/probe_accuracy_levers.py roles             # ~1 min: loss cost of each role
     .venv/bin/python benchmarks/probe_accuracy_levers.py single-linear     # ~10 min: all-role knapsack

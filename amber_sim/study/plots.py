@@ -218,4 +218,3 @@ def plot_bottleneck(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     ax.legend(fontsize=7)
     _save(fig, path)
     plt.close(fig)
-

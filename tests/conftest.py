@@ -48,3 +48,16 @@ def build_tiny_llama():
         return transformers.LlamaForCausalLM(config).eval()
 
     return build
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(build_tiny_llama):
+    """A 3-layer random LLaMA (hidden 64, MLP 128, vocabulary 101); a test module may override it."""
+    return build_tiny_llama(layers=3)
+
+
+@pytest.fixture
+def ids():
+    """One 24-token prompt for :func:`tiny_llama` (a test module may override it)."""
+    torch = pytest.importorskip("torch")
+    return torch.randint(0, 101, (1, 24), generator=torch.Generator().manual_seed(1))

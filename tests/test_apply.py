@@ -13,36 +13,30 @@ from amber_sim.pruning.apply import (AmberConfig, apply_amber, calibrate_skip_la
                                      sparsified_linear_flop_share)
 
 
-@pytest.fixture(scope="module")
-def tiny_llama(build_tiny_llama):
-    return build_tiny_llama(layers=3)
-
-
-@pytest.fixture
-def ids():
-    return torch.randint(0, 101, (1, 24), generator=torch.Generator().manual_seed(1))
-
-
-def _seen_inputs(model, name):
-    """(original input, input the linear actually used) of one module on the next forward."""
+def _pruned_forward(model, name, config, ids):
+    """One prefill of ``ids`` under ``config``: (input of module ``name`` as computed, input it actually used,
+    the removed AmberHandle, whose stats stay readable)."""
     module = dict(model.named_modules())[name]
     seen = {}
-    first = module.register_forward_pre_hook(lambda _m, args: seen.__setitem__("before", args[0].detach().clone()),
-                                             prepend=True)
-    after = module.register_forward_hook(lambda _m, args, _out: seen.__setitem__("after", args[0].detach().clone()))
-    return seen, (first, after)
+    hooks = (module.register_forward_pre_hook(lambda _m, args: seen.__setitem__("before", args[0].detach().clone()),
+                                              prepend=True),
+             module.register_forward_hook(lambda _m, args, _out: seen.__setitem__("after", args[0].detach().clone())))
+    try:
+        with apply_amber(model, config) as handle:
+            with torch.no_grad():
+                model(input_ids=ids)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return seen["before"], seen["after"], handle
 
 
 def test_prefill_inputs_are_n_of_m_and_kept_values_unchanged(tiny_llama, ids):
     name = "model.layers.1.mlp.down_proj"
-    seen, hooks = _seen_inputs(tiny_llama, name)
-    with apply_amber(tiny_llama, AmberConfig(pattern="2:4", criterion="magnitude", policy="all")) as handle:
-        with torch.no_grad():
-            tiny_llama(input_ids=ids)
-    for hook in hooks:
-        hook.remove()
-    before = seen["before"].reshape(-1, 128).numpy()
-    after = seen["after"].reshape(-1, 128).numpy()
+    before, after, handle = _pruned_forward(tiny_llama, name, AmberConfig(pattern="2:4", criterion="magnitude",
+                                                                          policy="all"), ids)
+    before = before.reshape(-1, 128).numpy()
+    after = after.reshape(-1, 128).numpy()
     groups = after.reshape(after.shape[0], -1, 4)
     assert ((groups != 0).sum(axis=2) == 2).all()
     kept = after != 0
@@ -83,15 +77,10 @@ def test_amber_paper_policy_and_flop_share(tiny_llama, ids):
 def test_mitigations_keep_their_promises(tiny_llama, ids):
     name = "model.layers.0.self_attn.q_proj"
     for mitigation in ("median-shift", "variance-correction"):
-        seen, hooks = _seen_inputs(tiny_llama, name)
-        with apply_amber(tiny_llama, AmberConfig(pattern="2:4", criterion="magnitude", policy="all",
-                                                 mitigation=mitigation)):
-            with torch.no_grad():
-                tiny_llama(input_ids=ids)
-        for hook in hooks:
-            hook.remove()
-        before = seen["before"].reshape(-1, 64).numpy().astype(np.float64)
-        after = seen["after"].reshape(-1, 64).numpy().astype(np.float64)
+        before, after, _handle = _pruned_forward(tiny_llama, name, AmberConfig(
+            pattern="2:4", criterion="magnitude", policy="all", mitigation=mitigation), ids)
+        before = before.reshape(-1, 64).numpy().astype(np.float64)
+        after = after.reshape(-1, 64).numpy().astype(np.float64)
         if mitigation == "median-shift":
             median = np.median(before, axis=1, keepdims=True)
             structured = (after - median).reshape(after.shape[0], -1, 4)
@@ -132,13 +121,9 @@ def test_half_precision_model_is_pruned_in_its_own_dtype(tiny_llama, ids):
     name = "model.layers.0.mlp.down_proj"
     for dtype in (torch.bfloat16, torch.float16):
         model = copy.deepcopy(tiny_llama).to(dtype)
-        seen, hooks = _seen_inputs(model, name)
-        with apply_amber(model, AmberConfig(pattern="2:4", criterion="amber", policy="all")) as handle:
-            with torch.no_grad():
-                model(input_ids=ids)
-        for hook in hooks:
-            hook.remove()
-        before, after = seen["before"].reshape(-1, 128), seen["after"].reshape(-1, 128)
+        before, after, handle = _pruned_forward(model, name, AmberConfig(pattern="2:4", criterion="amber",
+                                                                         policy="all"), ids)
+        before, after = before.reshape(-1, 128), after.reshape(-1, 128)
         assert after.dtype == dtype
         kept = after != 0
         assert torch.equal(after[kept], before[kept])

@@ -21,16 +21,6 @@ def smollm2_shape(build_tiny_llama):
     return build_tiny_llama(576, 1536, 30, 9, 3, vocab=49152, device="meta")
 
 
-@pytest.fixture(scope="module")
-def tiny_llama(build_tiny_llama):
-    return build_tiny_llama(layers=3)
-
-
-@pytest.fixture
-def ids():
-    return torch.randint(0, 101, (1, 24), generator=torch.Generator().manual_seed(1))
-
-
 def test_smollm2_share_arithmetic(smollm2_shape):
     config = AmberConfig(pattern="8:16", policy="amber-paper", skip_layers=())
     assert sparsified_linear_flop_share(smollm2_shape, config) == pytest.approx(0.59375)  # q + gate + down

@@ -49,16 +49,22 @@ def _setup(eval_windows: int):
     return loaded, calibration, evaluation
 
 
-def _eval_ratio(model, windows, config, *, bypass=frozenset(), patch_factor=None) -> float:
-    """exp(mean pruned loss − mean dense loss) over the windows: the perplexity ratio (equal-length windows)."""
-    from amber_sim.pruning import apply as apply_module
+def _window_losses(model, windows) -> list[float]:
     from amber_sim.pruning.calibrate import mean_token_loss
 
-    dense = [mean_token_loss(model, windows[i:i + 1]) for i in range(windows.shape[0])]
+    return [mean_token_loss(model, windows[i:i + 1]) for i in range(windows.shape[0])]
+
+
+def _eval_ratio(model, windows, config, *, dense=None, bypass=frozenset(), patch_factor=None) -> float:
+    """exp(mean pruned loss − mean dense loss) over the windows: the perplexity ratio (equal-length windows).
+    ``dense``: the dense model's window losses when already measured."""
+    from amber_sim.pruning import apply as apply_module
+
+    dense = _window_losses(model, windows) if dense is None else dense
     patcher = mock.patch.object(apply_module, "column_factor", patch_factor) if patch_factor else contextlib.nullcontext()
     with patcher, apply_module.apply_amber(model, config) as handle:
         handle.bypass = set(bypass)
-        pruned = [mean_token_loss(model, windows[i:i + 1]) for i in range(windows.shape[0])]
+        pruned = _window_losses(model, windows)
     return math.exp(float(np.mean(pruned)) - float(np.mean(dense)))
 
 
@@ -160,10 +166,11 @@ def probe_fisher(args) -> None:
     def fisher_factor(criterion, w, where="criterion"):
         return factors.get(where.removeprefix("layer "), None) if criterion == "amber" else column_factor(criterion, w, where)
 
+    dense = _window_losses(model, evaluation)
     for pattern in args.patterns.split(","):
         config = AmberConfig(pattern=pattern, criterion="amber", mitigation=MITIGATION, policy="amber-paper", skip_layers=())
-        plain = _eval_ratio(model, evaluation, config)
-        weighted = _eval_ratio(model, evaluation, config, patch_factor=fisher_factor)
+        plain = _eval_ratio(model, evaluation, config, dense=dense)
+        weighted = _eval_ratio(model, evaluation, config, dense=dense, patch_factor=fisher_factor)
         print(f"{pattern} amber-paper, {args.windows} x 2,048 tokens: amber {plain:.3f} x, "
               f"gradient-weighted amber {weighted:.3f} x dense perplexity")
 

@@ -1,4 +1,8 @@
-"""Shared fixtures: a tiny synthetic trace, the bundled configs and small random LLaMA models, built in memory."""
+"""Shared fixtures: a tiny synthetic trace, the bundled configs and small random LLaMA models, built in memory.
+
+Also loads the hooks of tests/torch_stack.py: torch-dependent tests skip through ``torch_stack.importorskip``,
+and under ``CI=true`` with torch installed such a skip fails the session.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from amber_sim.capture.synthetic import SyntheticSpec, synthetic_trace  # noqa: E402
 from amber_sim.trace import ModelConfig  # noqa: E402
+
+import torch_stack  # noqa: E402  (tests/ is on sys.path, as for conftest itself)
+from torch_stack import (  # noqa: E402, F401  (its hooks: a torch-stack skip under CI fails the session)
+    pytest_make_collect_report,
+    pytest_runtest_makereport,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
 
 TINY_CONFIG = ModelConfig(hidden=64, layers=2, heads=4, kv_heads=2, intermediate=128, vocab=100, head_dim=16,
                           max_position=256)
@@ -34,8 +46,8 @@ def llama_like_config():
 def build_tiny_llama():
     """Builds small random Hugging Face LLaMA models: seeded (the same weights every time for the same
     shape), in eval mode; ``device="meta"`` gives the shapes without weights."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    torch = torch_stack.importorskip("torch")
+    transformers = torch_stack.importorskip("transformers")
 
     def build(hidden=64, intermediate=128, layers=3, heads=4, kv_heads=2, vocab=101, max_positions=128, device=None):
         config = transformers.LlamaConfig(hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
@@ -59,5 +71,5 @@ def tiny_llama(build_tiny_llama):
 @pytest.fixture
 def ids():
     """One 24-token prompt for :func:`tiny_llama` (a test module may override it)."""
-    torch = pytest.importorskip("torch")
+    torch = torch_stack.importorskip("torch")
     return torch.randint(0, 101, (1, 24), generator=torch.Generator().manual_seed(1))

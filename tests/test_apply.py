@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch_stack  # skips without torch; under CI=true that fails (tests/torch_stack.py)
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+torch = torch_stack.importorskip("torch")
+transformers = torch_stack.importorskip("transformers")
 
 from amber_sim.errors import InputError  # noqa: E402
 from amber_sim.pruning.apply import (AmberConfig, apply_amber, calibrate_skip_layers,  # noqa: E402

@@ -7,13 +7,14 @@ import dataclasses
 import json
 
 import pytest
+import torch_stack  # skips without torch; under CI=true that fails (tests/torch_stack.py)
 
 from amber_sim.paths import TRACE_DIR
 from amber_sim.trace import load_trace, save_trace
 from amber_sim.trace_summary import summarize_run
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
+torch = torch_stack.importorskip("torch")
+torch_stack.importorskip("transformers")
 
 from amber_sim.capture.capture import CaptureSpec, capture_trace, run_specs  # noqa: E402
 from amber_sim.capture.prefill_ops import decoder_linear_shapes  # noqa: E402

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch_stack  # skips without torch; under CI=true that fails (tests/torch_stack.py)
 
 from amber_sim.errors import InputError
 from amber_sim.pruning import criteria as C
@@ -11,7 +12,7 @@ from amber_sim.pruning import criteria as C
 
 @pytest.fixture(scope="module")
 def torch():
-    return pytest.importorskip("torch")
+    return torch_stack.importorskip("torch")
 
 
 def torch_amber(torch, w):

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+import torch_stack  # skips without torch; under CI=true that fails (tests/torch_stack.py)
 
 from amber_sim.errors import InputError
 from amber_sim.pruning import kernels as K
@@ -31,7 +32,7 @@ PROPS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCh
 
 @pytest.fixture(scope="module")
 def torch():
-    return pytest.importorskip("torch")
+    return torch_stack.importorskip("torch")
 
 
 @pytest.fixture(scope="module", autouse=True)

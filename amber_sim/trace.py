@@ -1,10 +1,12 @@
-"""The ``amber-trace/1`` format: dataclasses, JSON load/save and validation.
+"""The ``amber-trace/2`` format: dataclasses, JSON load/save and validation.
 
 A trace is the only thing the simulator knows about a model. Loading validates
 the file against the JSON Schema shipped in ``amber_sim/schemas/`` and then
-checks what a schema cannot say (patterns, densities, unique names, overflow).
-Every problem is an :class:`~amber_sim.errors.InputError` naming the file and
-the field path, e.g. ``llama.json: $.runs[2].ops[14].K: expected integer``.
+checks what a schema cannot say (patterns, densities, unique names, producers,
+overflow). Every problem is an :class:`~amber_sim.errors.InputError` naming the
+file and the field path, e.g. ``llama.json: $.runs[2].ops[14].K: expected integer``.
+``amber-trace/1`` files still load: they are validated against the v1 schema and
+migrated (:func:`migrate_v1_ops`); saving always writes ``amber-trace/2``.
 See docs/trace-format.md.
 """
 
@@ -24,8 +26,9 @@ from amber_sim.atomic import atomic_write_text
 from amber_sim.errors import InputError
 from amber_sim.patterns import parse_pattern
 
-SCHEMA_ID = "amber-trace/1"
-_SCHEMA_FILE = "amber-trace-1.schema.json"
+SCHEMA_ID = "amber-trace/2"  # what save_trace writes
+SCHEMA_V1 = "amber-trace/1"  # still read: validated by its own schema, then migrated
+_SCHEMA_FILES = {SCHEMA_ID: "amber-trace-2.schema.json", SCHEMA_V1: "amber-trace-1.schema.json"}
 # 2·M·K·N·batch must stay exact in int64 (and float64) arithmetic downstream.
 MAX_OP_MACS = 2**52
 
@@ -73,6 +76,14 @@ class Op:
     ``linear``/``attention``: a GEMM [M, K] × [K, N], repeated ``batch`` times (heads for
     attention; ``operand_b_batch`` distinct B operands under GQA). ``vector``: elementwise or
     reduction work over ``elements`` with ``ops_per_element`` and its bytes in and out.
+
+    amber-trace/2 fields (docs/trace-format.md): ``causal`` is ``none``, ``output`` (output blocks above
+    the diagonal are skipped: attention scores) or ``reduction`` (row m reduces over the first m + 1
+    positions of K: P·V); ``precision`` is what the matrix unit multiplies (``fp16``, ``bf16``, ``int8``);
+    ``producer`` names the op whose output is this op's input (the A operand of a GEMM);
+    ``input_from`` / ``output_to`` say whether that input and the output live in ``dram`` or stay
+    ``on_chip`` (fused attention); ``sparse_overhead`` marks work that exists only because the run is
+    sparse (mitigation), which an all-dense twin of the run drops.
     """
 
     name: str
@@ -84,7 +95,7 @@ class Op:
     N: int = 0
     batch: int = 1
     operand_b_batch: int | None = None
-    causal: bool = False
+    causal: str = "none"
     sparse_operand: str | None = None
     pattern: str = "dense"
     density: float = 1.0
@@ -94,6 +105,16 @@ class Op:
     ops_per_element: float = 0.0
     bytes_in: int = 0
     bytes_out: int = 0
+    # amber-trace/2: what the simulator must not guess from names or order
+    precision: str = "fp16"
+    producer: str | None = None
+    input_from: str = "dram"
+    output_to: str = "dram"
+    sparse_overhead: bool = False
+
+    @property
+    def is_causal(self) -> bool:
+        return self.causal != "none"
 
     @property
     def is_gemm(self) -> bool:
@@ -146,16 +167,17 @@ class Trace:
 
 # ---------------------------------------------------------------- validation
 
-@lru_cache(maxsize=1)
-def trace_schema() -> dict[str, Any]:
-    return json.loads(resources.files("amber_sim.schemas").joinpath(_SCHEMA_FILE).read_text("utf-8"))
+@lru_cache(maxsize=None)
+def trace_schema(version: str = SCHEMA_ID) -> dict[str, Any]:
+    """The JSON Schema of ``version`` (``amber-trace/2`` by default, or ``amber-trace/1``)."""
+    return json.loads(resources.files("amber_sim.schemas").joinpath(_SCHEMA_FILES[version]).read_text("utf-8"))
 
 
-@lru_cache(maxsize=1)
-def _validator():
+@lru_cache(maxsize=None)
+def _validator(version: str):
     import fastjsonschema
 
-    return fastjsonschema.compile(trace_schema())
+    return fastjsonschema.compile(trace_schema(version))
 
 
 def _describe(value: Any) -> str:
@@ -199,21 +221,39 @@ def _schema_error_message(error) -> tuple[str, str]:
 
 
 def validate_trace_dict(data: Any, where: str) -> None:
-    """Validate parsed JSON against the schema and the semantic rules; raise InputError on the first problem."""
-    if isinstance(data, dict) and "schema" in data and data["schema"] != SCHEMA_ID:
-        raise InputError(where, "$.schema", f"expected {SCHEMA_ID!r}, got {_describe(data['schema'])}: this amber-sim reads "
-                         f"{SCHEMA_ID} only; re-capture the trace or use the matching amber-sim version")
+    """Validate parsed JSON (amber-trace/2, or amber-trace/1 and its migration) against the schema and the
+    semantic rules; raise InputError on the first problem."""
+    _validated_v2(data, where)
+
+
+def _validated_v2(data: Any, where: str) -> dict[str, Any]:
+    """Check ``data`` and return it as amber-trace/2 (a v1 trace migrated; a v2 one as it is)."""
+    version = data.get("schema", SCHEMA_ID) if isinstance(data, dict) else SCHEMA_ID
+    if not isinstance(version, str) or version not in _SCHEMA_FILES:
+        raise InputError(where, "$.schema", f"expected {SCHEMA_ID!r} or {SCHEMA_V1!r}, got {_describe(version)}: this "
+                         f"amber-sim reads {SCHEMA_ID} and {SCHEMA_V1} (migrated on load) only; re-capture the trace "
+                         "or use the matching amber-sim version")
     import fastjsonschema
 
     try:
-        _validator()(data)
+        _validator(version)(data)
     except fastjsonschema.JsonSchemaValueException as error:
         path, expected = _schema_error_message(error)
+        if (version == SCHEMA_V1 and error.rule == "additionalProperties" and ".ops[" in path
+                and path.rsplit(".", 1)[-1] in _V2_OP_FIELDS):
+            expected = (f"not an {SCHEMA_V1} field (it is new in {SCHEMA_ID}, and this file says "
+                        f"\"schema\": \"{SCHEMA_V1}\")")
         raise InputError(where, path, expected) from None
-    _check_semantics(data, where)
+    if version == SCHEMA_V1:
+        data = {**data, "schema": SCHEMA_ID,
+                "runs": [{**run, "ops": migrate_v1_ops(run["ops"])} for run in data["runs"]]}
+    _check_semantics(data, where, migrated=version == SCHEMA_V1)
+    return data
 
 
-def _check_semantics(data: dict[str, Any], where: str) -> None:
+def _check_semantics(data: dict[str, Any], where: str, migrated: bool = False) -> None:
+    """What the schema cannot say, on an amber-trace/2 dict (``migrated``: it was migrated from v1, whose op
+    order and indices it keeps, so the paths still point into the file)."""
     run_ids: set[str] = set()
     for run_index, run in enumerate(data["runs"]):
         run_path = f"$.runs[{run_index}]"
@@ -221,14 +261,47 @@ def _check_semantics(data: dict[str, Any], where: str) -> None:
             raise InputError(where, f"{run_path}.id", f"duplicate run id {run['id']!r}; run ids must be unique")
         run_ids.add(run["id"])
         parse_pattern(run["pattern"], where, f"{run_path}.pattern")
-        op_names: set[str] = set()
+        op_names: dict[str, int] = {}
+        all_names = None  # built only to explain a bad producer
         for op_index, op in enumerate(run["ops"]):
             op_path = f"{run_path}.ops[{op_index}]"
             if op["name"] in op_names:
                 raise InputError(where, f"{op_path}.name", f"duplicate op name {op['name']!r} in run {run['id']!r}")
-            op_names.add(op["name"])
+            producer = op.get("producer")
+            if producer is not None and producer not in op_names:
+                if all_names is None:
+                    all_names = {other["name"]: index for index, other in enumerate(run["ops"])}
+                raise InputError(where, f"{op_path}.producer", _bad_producer(producer, op_index, all_names, run["id"]))
+            op_names[op["name"]] = op_index
+            _check_v2_fields(op, op_path, where, migrated)
             if op["kind"] != "vector":
                 _check_gemm_op(op, op_path, where)
+
+
+def _bad_producer(producer: str, op_index: int, names: dict[str, int], run_id: str) -> str:
+    where_it_is = names.get(producer)
+    if where_it_is == op_index:
+        found = "names the op itself"
+    elif where_it_is is not None:
+        found = f"names a later op (ops[{where_it_is}])"
+    else:
+        close = difflib.get_close_matches(producer, list(names), n=1)
+        found = "names no op of the run" + (f" (did you mean {close[0]!r}?)" if close else "")
+    return (f"{producer!r} {found}; a producer must be an earlier op of run {run_id!r} "
+            "(ops are listed in execution order)")
+
+
+def _check_v2_fields(op: dict[str, Any], op_path: str, where: str, migrated: bool) -> None:
+    kind = op["kind"]
+    article = "an" if kind == "attention" else "a"
+    causal = op.get("causal", "none")
+    if causal != "none" and kind != "attention":
+        got = "true (amber-trace/1's causal, migrated)" if migrated else _describe(causal)
+        raise InputError(where, f"{op_path}.causal", f'expected "none" on {article} {kind} op, got {got}: '
+                         "only attention ops are causal")
+    if op["precision"] == "int8" and kind != "linear":
+        raise InputError(where, f"{op_path}.precision", f'expected "fp16" or "bf16" on {article} {kind} op, got '
+                         '"int8": int8 is for linear ops (W8A8) only')
 
 
 def _check_gemm_op(op: dict[str, Any], op_path: str, where: str) -> None:
@@ -248,7 +321,7 @@ def _check_gemm_op(op: dict[str, Any], op_path: str, where: str) -> None:
         if op["density"] > bound + 1e-9:
             raise InputError(where, f"{op_path}.density", f"density {op['density']} exceeds N/M = {bound:g} of pattern {op['pattern']!r}")
     if op["kind"] == "attention" and sparse:
-        raise InputError(where, f"{op_path}.sparse_operand", "attention ops are dense in amber-trace/1; expected null")
+        raise InputError(where, f"{op_path}.sparse_operand", "attention ops are dense; expected null")
     if op.get("operand_b_batch", 1) > op["batch"] or op["batch"] % op.get("operand_b_batch", 1):
         raise InputError(where, f"{op_path}.operand_b_batch",
                          f"expected a divisor of batch = {op['batch']}, got {op.get('operand_b_batch')}")
@@ -258,6 +331,47 @@ def _check_gemm_op(op: dict[str, Any], op_path: str, where: str) -> None:
 
 def _op_from_dict(data: dict[str, Any]) -> Op:
     return Op(**data)
+
+
+# Roles whose meaning amber-trace/1 left implicit; used only to migrate v1 files (docs/trace-format.md).
+_V1_ON_CHIP_INPUT_ROLES = ("attn_value", "attn_softmax")
+_V1_ON_CHIP_OUTPUT_ROLES = ("attn_score", "attn_softmax")
+_V1_MITIGATION_ROLE = "mitigation"
+_V2_OP_FIELDS = ("precision", "producer", "input_from", "output_to", "sparse_overhead")
+
+
+def migrate_v1_ops(ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """amber-trace/1 op dicts of one run → amber-trace/2 op dicts, making explicit what v1 implied.
+
+    - ``causal``: true on ``attn_value`` → ``reduction``, true elsewhere → ``output``, false → ``none``;
+    - ``precision``: ``int8`` for linears of 1 byte (v1's W8A8), else ``fp16``;
+    - ``input_from`` / ``output_to``: ``on_chip`` for fused attention (P of ``attn_value``, the scores of
+      ``attn_score``, both sides of ``attn_softmax``), else ``dram``;
+    - ``producer`` of a GEMM: the latest earlier op that is neither a linear nor mitigation work (q/k/v →
+      the input norm, o → the attention context, down → the SiLU·mul); a mitigation op gets its linear's;
+      other vector ops have none;
+    - ``sparse_overhead``: true for mitigation ops.
+    """
+    migrated: list[dict[str, Any]] = []
+    source: str | None = None  # the latest op whose output a following GEMM reads
+    for data in ops:
+        op = dict(data)
+        role, kind = op["role"], op["kind"]
+        causal = op.pop("causal", False)
+        if kind != "vector":
+            op["causal"] = ("reduction" if role == "attn_value" else "output") if causal else "none"
+            op["precision"] = "int8" if kind == "linear" and op["dtype_bytes"] <= 1.0 else "fp16"
+            op["producer"] = source
+        else:
+            op["precision"] = "fp16"
+            op["producer"] = source if role == _V1_MITIGATION_ROLE else None
+        op["input_from"] = "on_chip" if role in _V1_ON_CHIP_INPUT_ROLES else "dram"
+        op["output_to"] = "on_chip" if role in _V1_ON_CHIP_OUTPUT_ROLES else "dram"
+        op["sparse_overhead"] = role == _V1_MITIGATION_ROLE
+        if kind != "linear" and role != _V1_MITIGATION_ROLE:
+            source = op["name"]
+        migrated.append(op)
+    return migrated
 
 
 def _run_from_dict(data: dict[str, Any]) -> Run:
@@ -270,8 +384,8 @@ def _run_from_dict(data: dict[str, Any]) -> Run:
 
 
 def trace_from_dict(data: dict[str, Any], where: str = "<trace>") -> Trace:
-    """Validate and convert parsed JSON to a Trace."""
-    validate_trace_dict(data, where)
+    """Validate and convert parsed JSON to a Trace (an amber-trace/1 dict is migrated to amber-trace/2)."""
+    data = _validated_v2(data, where)
     model = data["model"]
     return Trace(
         model=ModelInfo(name=model["name"], family=model["family"], weights=model["weights"], source=model["source"],
@@ -283,20 +397,23 @@ def trace_from_dict(data: dict[str, Any], where: str = "<trace>") -> Trace:
 
 
 _OP_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Op)}
-_GEMM_ONLY = ("M", "K", "N", "batch", "operand_b_batch", "causal", "sparse_operand", "pattern", "density",
-              "natural_zero_fraction", "dtype_bytes")
-_VECTOR_ONLY = ("elements", "ops_per_element", "bytes_in", "bytes_out")
+_GEMM_FIELDS = ("M", "K", "N", "batch", "operand_b_batch", "causal", "sparse_operand", "pattern", "density",
+                "natural_zero_fraction", "dtype_bytes", "precision", "producer", "input_from", "output_to",
+                "sparse_overhead")
+_VECTOR_FIELDS = ("elements", "ops_per_element", "bytes_in", "bytes_out", "precision", "producer", "input_from",
+                  "output_to", "sparse_overhead")
+# Fields the v2 schema makes optional: left out when they hold their default (required ones are always written).
+_GEMM_OPTIONAL = ("operand_b_batch", "causal", "sparse_overhead")
+_VECTOR_OPTIONAL = ("producer", "sparse_overhead")
 
 
 def _op_to_dict(op: Op) -> dict[str, Any]:
     out: dict[str, Any] = {"name": op.name, "layer": op.layer, "role": op.role, "kind": op.kind}
-    if op.kind == "vector":
-        keys = _VECTOR_ONLY
-    else:
-        keys = tuple(key for key in _GEMM_ONLY
-                     if key not in ("operand_b_batch", "causal") or getattr(op, key) != _OP_DEFAULTS[key])
+    keys, optional = (_VECTOR_FIELDS, _VECTOR_OPTIONAL) if op.kind == "vector" else (_GEMM_FIELDS, _GEMM_OPTIONAL)
     for key in keys:
-        out[key] = getattr(op, key)
+        value = getattr(op, key)
+        if key not in optional or value != _OP_DEFAULTS[key]:
+            out[key] = value
     return out
 
 
@@ -309,7 +426,7 @@ def trace_to_dict(trace: Trace) -> dict[str, Any]:
     model = dataclasses.asdict(trace.model)
     model["config"] = _drop_none(model["config"], ("head_dim", "max_position"))
     return {
-        "schema": trace.schema,
+        "schema": SCHEMA_ID,  # the content is always amber-trace/2, whatever a loaded trace came from
         "model": model,
         "capture": _drop_none(dataclasses.asdict(trace.capture), ("command", "notes", "rescaled_from_seq_len")),
         "runs": [
@@ -355,7 +472,7 @@ def load_trace(path: str | Path) -> Trace:
     except json.JSONDecodeError as exc:
         raise InputError(where, f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {exc.msg}") from None
     except UnicodeDecodeError:
-        raise InputError(where, None, "not a UTF-8 text file; expected an amber-trace/1 JSON file") from None
+        raise InputError(where, None, "not a UTF-8 text file; expected an amber-trace JSON file") from None
     return trace_from_dict(data, where)
 
 

@@ -69,6 +69,17 @@ def test_pretrained_capture_structure_follows_the_config(pretrained_capture):
         assert shapes == {role: (SHORT, k, n) for role, (k, n) in SMOLLM2_LINEAR_SHAPES.items()}
         linear_bytes = {op.dtype_bytes for op in run.ops if op.kind == "linear" and op.layer >= 0}
         assert linear_bytes == ({1.0} if run.precision == "w8a8" else {2.0})
+        # amber-trace/2: what the matrix unit multiplies, and what each GEMM and mitigation reads
+        linear_precisions = {op.precision for op in run.ops if op.kind == "linear"}
+        assert linear_precisions == ({"int8"} if run.precision == "w8a8" else {"fp16"})
+        assert {op.precision for op in run.ops if op.kind != "linear"} == {"fp16"}
+        ops = {op.name: op for op in run.ops}
+        assert ops["layers.4.mlp.gate_proj"].producer == "layers.4.post_attention_layernorm"
+        mitigations = [op for op in run.ops if op.role == "mitigation"]
+        assert all(op.sparse_overhead for op in mitigations) and sum(op.sparse_overhead for op in run.ops) == \
+            len(mitigations) == (0 if run.pattern == "dense" else 90)
+        for op in mitigations:  # it reads the activation of the linear it serves: the same producer
+            assert op.producer == ops[op.name.removesuffix(".mitigation")].producer is not None
 
 
 @pytest.mark.slow
@@ -257,7 +268,7 @@ def test_shipped_random_init_traces_say_so_and_reproduce_the_published_shares(na
         if run.pattern != "unstructured":
             check_measured_densities(run)
     assert path.stat().st_size < 4 * 2**20
-    assert json.loads(path.read_text())["schema"] == "amber-trace/1"
+    assert json.loads(path.read_text())["schema"] == "amber-trace/2"
 
 
 def test_capture_spec_is_frozen():

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
+import json
+from pathlib import Path
+
 import pytest
 
 from amber_sim.cli import main
 from amber_sim.paths import TRACE_DIR
-from amber_sim.trace import load_trace
+from amber_sim.trace import Op, load_trace, migrate_v1_ops
 from amber_sim.trace_summary import summarize_run
+
+V2_FIELDS = ("causal", "precision", "producer", "input_from", "output_to", "sparse_overhead")
 
 
 def synthetic_llama(tmp_path):
@@ -35,6 +41,25 @@ def test_synthetic_llama_agrees_with_the_captured_one_except_for_what_was_measur
             assert assumed_op.density - natural_zeros - 1e-12 <= measured_op.density <= assumed_op.density + 1e-12
             if natural_zeros == 0.0:
                 assert measured_op.density == pytest.approx(assumed_op.density, abs=1e-12)
+
+
+def test_synthetic_ops_carry_what_migration_infers_from_the_v1_capture(tmp_path):
+    """amber-trace/2 fields: the op builder (``amber-sim synth``, and capture through the same builder) sets
+    exactly what ``migrate_v1_ops`` infers from the LLaMA-3.1-8B capture as it was written in amber-trace/1
+    (tests/data/v1), op for op: producers, precision (int8 for W8A8 linears), causal modes, on-chip attention."""
+    synthetic = synthetic_llama(tmp_path)
+    v1 = json.loads(gzip.decompress((Path(__file__).parent / "data" / "v1" / "llama.json.gz").read_bytes()))
+    assert v1["schema"] == "amber-trace/1" and [run["id"] for run in v1["runs"]] == [run.id for run in synthetic.runs]
+    for built, v1_run in zip(synthetic.runs, v1["runs"]):
+        migrated = [Op(**op) for op in migrate_v1_ops(v1_run["ops"])]
+        assert [(op.name, *(getattr(op, key) for key in V2_FIELDS)) for op in built.ops] == \
+            [(op.name, *(getattr(op, key) for key in V2_FIELDS)) for op in migrated], built.id
+    # spot checks of what that means, in words
+    ops = {op.name: op for op in synthetic.run("2:4/amber/amber-paper/w8a8").ops}
+    assert ops["layers.3.mlp.down_proj"].producer == "layers.3.mlp.act_mul"
+    assert ops["layers.3.self_attn.o_proj"].producer == "layers.3.self_attn.context"
+    assert ops["lm_head"].producer == "norm" and ops["lm_head"].precision == "int8"
+    assert ops["layers.3.self_attn.scores"].precision == "fp16"  # W8A8 covers the linears only
 
 
 def test_llama_trace_numbers(tmp_path):

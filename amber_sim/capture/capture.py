@@ -1,4 +1,4 @@
-"""Capture: an ``amber-trace/1`` file from a real Amber-pruned prefill (docs/capture.md).
+"""Capture: an ``amber-trace/2`` file from a real Amber-pruned prefill (docs/capture.md).
 
 Two ways, one trace format:
 
@@ -14,7 +14,7 @@ Two ways, one trace format:
 The op list itself follows the model config (``prefill_ops``); every linear op is checked against the
 shapes the hooks saw, and its density and natural zeros are the measured ones. The model runs in fp32
 on the CPU; ops are recorded with the operand width the accelerator is assumed to use (fp16: 2 bytes;
-w8a8 linears: 1 byte). The LM head is recorded for the last token only (serving prefill), while
+w8a8 linears: int8, 1 byte). The LM head is recorded for the last token only (serving prefill), while
 accuracy uses every position of the window.
 """
 
@@ -35,7 +35,6 @@ PRECISIONS = ("fp16", "w8a8")
 INITS = ("pretrained", "random")
 POLICIES = ("all", "amber-paper", "calibrated")
 CALIBRATION_METRICS = ("output-error", "loss")  # as amber_sim.pruning.calibrate (torch-free here)
-LINEAR_BYTES = {"fp16": 2.0, "w8a8": 1.0}
 
 # (done, total, what) after each decoder layer of each run
 Progress = Callable[[int, int, str], None]
@@ -152,7 +151,7 @@ def build_run(run: RunSpec, spec: CaptureSpec, config: ModelConfig, stats: dict,
     """A trace run from measured per-linear stats ({(layer, role): stats with density/natural_zero_fraction})."""
     mitigation = "none" if run.is_dense else spec.mitigation
     choose = choices_from_stats(stats, run.pattern, mitigation)
-    ops = tuple(prefill_ops(config, spec.seq_len, choose, linear_dtype_bytes=LINEAR_BYTES[run.precision]))
+    ops = tuple(prefill_ops(config, spec.seq_len, choose, precision=run.precision))
     criterion = "none" if run.is_dense else spec.criterion
     policy = "none" if run.is_dense else policy_label
     result = Run(id=run.run_id(criterion, policy), pattern=run.pattern, criterion=criterion, policy=policy,

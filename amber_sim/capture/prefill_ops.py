@@ -6,6 +6,13 @@ Used by the synthetic trace generator and by capture for the ops that hooks do n
 
 Vector work is counted as it is logically defined (bytes of the tensors read and written,
 operations per element); how it is fused is the simulator's decision (docs/model.md).
+
+Every op also says what amber-trace/2 makes explicit (docs/trace-format.md): the precision the
+matrix unit multiplies at, the ``producer`` whose output a GEMM reads (q/k/v ← input norm, scores ←
+RoPE, context ← softmax, o ← context, gate/up ← post-attention norm, down ← SiLU·mul, LM head ← final
+norm; a mitigation op names its linear's producer), which side of fused attention stays on chip, the
+causal mode of the two attention GEMMs, and that mitigation work is sparse overhead. These agree with
+what ``amber_sim.trace.migrate_v1_ops`` infers for an amber-trace/1 file of the same ops.
 """
 
 from __future__ import annotations
@@ -25,6 +32,10 @@ RESIDUAL_OPS_PER_ELEMENT = 1.0
 MEDIAN_SHIFT_OPS_PER_ELEMENT = 4.0         # per-row median by selection (~3 compares), subtract η
 VARIANCE_CORRECTION_OPS_PER_ELEMENT = 5.0  # sum and sum of squares of the dense and of the kept row, rescale
 MEDIAN_CORRECTION_OPS_PER_OUTPUT = 2.0     # y += η · rowsum(W): one multiply-add per output element
+
+# A run's precision → (what its linears multiply, bytes per operand element): W8A8 runs int8 linears.
+LINEAR_FORMATS = {"fp16": ("fp16", 2.0), "w8a8": ("int8", 1.0)}
+ATTENTION_PRECISION = "fp16"  # attention and vector work stay fp16 in every run (W8A8 covers linears only)
 
 
 @dataclass(frozen=True)
@@ -62,12 +73,15 @@ _LINEAR_MODULE = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_a
                   "gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj"}
 
 
-def linear_op(layer: int, role: str, tokens: int, k: int, n: int, choice: LinearChoice, dtype_bytes: float) -> Op:
+def linear_op(layer: int, role: str, tokens: int, k: int, n: int, choice: LinearChoice, precision: str,
+              producer: str | None) -> Op:
+    """One decoder linear of a run of ``precision`` (``fp16`` or ``w8a8``) reading ``producer``'s output."""
     sparse = choice.pattern != "dense"
+    linear_precision, dtype_bytes = LINEAR_FORMATS[precision]
     return Op(name=f"layers.{layer}.{_LINEAR_MODULE[role]}", layer=layer, role=role, kind="linear",
               M=tokens, K=k, N=n, batch=1, sparse_operand="activation" if sparse else None,
               pattern=choice.pattern, density=choice.density, natural_zero_fraction=choice.natural_zero_fraction,
-              dtype_bytes=dtype_bytes)
+              dtype_bytes=dtype_bytes, precision=linear_precision, producer=producer)
 
 
 def mitigation_op(linear: Op, mitigation: str, act_bytes: float) -> Op | None:
@@ -91,28 +105,34 @@ def mitigation_op(linear: Op, mitigation: str, act_bytes: float) -> Op | None:
         bytes_out += output_elements * act_bytes
     if "variance-correction" in mitigation:
         operations += activation_elements * VARIANCE_CORRECTION_OPS_PER_ELEMENT
+    # it reads the linear's activation: the same producer; it exists only because the linear is sparse
     return _vector(f"{linear.name}.mitigation", linear.layer, "mitigation", activation_elements,
-                   operations / activation_elements, bytes_in, bytes_out)
+                   operations / activation_elements, bytes_in, bytes_out, producer=linear.producer,
+                   sparse_overhead=True)
 
 
-def _vector(name: str, layer: int, role: str, elements: int, ops: float, bytes_in: float, bytes_out: float) -> Op:
+def _vector(name: str, layer: int, role: str, elements: int, ops: float, bytes_in: float, bytes_out: float,
+            producer: str | None = None, input_from: str = "dram", output_to: str = "dram",
+            sparse_overhead: bool = False) -> Op:
     return Op(name=name, layer=layer, role=role, kind="vector", elements=int(elements), ops_per_element=ops,
-              bytes_in=int(bytes_in), bytes_out=int(bytes_out))
+              bytes_in=int(bytes_in), bytes_out=int(bytes_out), precision=ATTENTION_PRECISION, producer=producer,
+              input_from=input_from, output_to=output_to, sparse_overhead=sparse_overhead)
 
 
 def decoder_layer_ops(config: ModelConfig, layer: int, tokens: int, choose: LinearChooser,
-                      linear_dtype_bytes: float, act_bytes: float = 2.0) -> list[Op]:
-    """Every op of one decoder layer's prefill over ``tokens`` tokens, in execution order."""
+                      precision: str = "fp16", act_bytes: float = 2.0) -> list[Op]:
+    """Every op of one decoder layer's prefill over ``tokens`` tokens, in execution order (``precision``:
+    the run's, ``fp16`` or ``w8a8``)."""
     hidden, hd = config.hidden, head_dim(config)
     shapes = decoder_linear_shapes(config)
     prefix = f"layers.{layer}"
     hidden_elements = tokens * hidden
 
-    def linear(role: str) -> list[Op]:
-        """The linear op, preceded by its mitigation's vector op when it has one."""
+    def linear(role: str, producer: Op) -> list[Op]:
+        """The linear op reading ``producer``'s output, preceded by its mitigation's vector op when it has one."""
         k, n = shapes[role]
         choice = choose(layer, role, tokens, k, n)
-        op = linear_op(layer, role, tokens, k, n, choice, linear_dtype_bytes)
+        op = linear_op(layer, role, tokens, k, n, choice, precision, producer.name)
         extra = mitigation_op(op, choice.mitigation, act_bytes)
         return [op] if extra is None else [extra, op]
 
@@ -127,43 +147,55 @@ def decoder_layer_ops(config: ModelConfig, layer: int, tokens: int, choose: Line
     rope_elements = tokens * (config.heads + config.kv_heads) * hd
     causal_scores = config.heads * tokens * (tokens + 1) // 2
     intermediate_elements = tokens * config.intermediate
+    input_norm = rmsnorm("input_layernorm")
+    rope = _vector(f"{prefix}.self_attn.rope", layer, "rope", rope_elements, ROPE_OPS_PER_ELEMENT,
+                   (rope_elements + 2 * tokens * hd) * act_bytes, rope_elements * act_bytes)
+    # Fused attention: the scores stay on chip, softmax reads and writes them there, P·V reads P from there.
+    scores = Op(name=f"{prefix}.self_attn.scores", layer=layer, role="attn_score", kind="attention", M=tokens, K=hd,
+                N=tokens, batch=config.heads, operand_b_batch=config.kv_heads, causal="output", dtype_bytes=act_bytes,
+                precision=ATTENTION_PRECISION, producer=rope.name, output_to="on_chip")
+    softmax = _vector(f"{prefix}.self_attn.softmax", layer, "attn_softmax", causal_scores, SOFTMAX_OPS_PER_ELEMENT,
+                      causal_scores * act_bytes, causal_scores * act_bytes, input_from="on_chip", output_to="on_chip")
+    context = Op(name=f"{prefix}.self_attn.context", layer=layer, role="attn_value", kind="attention", M=tokens,
+                 K=tokens, N=hd, batch=config.heads, operand_b_batch=config.kv_heads, causal="reduction",
+                 dtype_bytes=act_bytes, precision=ATTENTION_PRECISION, producer=softmax.name, input_from="on_chip")
+    post_attention_norm = rmsnorm("post_attention_layernorm")
+    act_mul = _vector(f"{prefix}.mlp.act_mul", layer, "silu_mul", intermediate_elements, SILU_MUL_OPS_PER_ELEMENT,
+                      2 * intermediate_elements * act_bytes, intermediate_elements * act_bytes)
     return [
-        rmsnorm("input_layernorm"),
-        *linear("q"), *linear("k"), *linear("v"),
-        _vector(f"{prefix}.self_attn.rope", layer, "rope", rope_elements, ROPE_OPS_PER_ELEMENT,
-                (rope_elements + 2 * tokens * hd) * act_bytes, rope_elements * act_bytes),
-        Op(name=f"{prefix}.self_attn.scores", layer=layer, role="attn_score", kind="attention", M=tokens, K=hd,
-           N=tokens, batch=config.heads, operand_b_batch=config.kv_heads, causal=True, dtype_bytes=act_bytes),
-        _vector(f"{prefix}.self_attn.softmax", layer, "attn_softmax", causal_scores, SOFTMAX_OPS_PER_ELEMENT,
-                causal_scores * act_bytes, causal_scores * act_bytes),
-        Op(name=f"{prefix}.self_attn.context", layer=layer, role="attn_value", kind="attention", M=tokens, K=tokens,
-           N=hd, batch=config.heads, operand_b_batch=config.kv_heads, causal=True, dtype_bytes=act_bytes),
-        *linear("o"),
+        input_norm,
+        *linear("q", input_norm), *linear("k", input_norm), *linear("v", input_norm),
+        rope, scores, softmax, context,
+        *linear("o", context),
         residual("attn_residual"),
-        rmsnorm("post_attention_layernorm"),
-        *linear("gate"), *linear("up"),
-        _vector(f"{prefix}.mlp.act_mul", layer, "silu_mul", intermediate_elements, SILU_MUL_OPS_PER_ELEMENT,
-                2 * intermediate_elements * act_bytes, intermediate_elements * act_bytes),
-        *linear("down"),
+        post_attention_norm,
+        *linear("gate", post_attention_norm), *linear("up", post_attention_norm),
+        act_mul,
+        *linear("down", act_mul),
         residual("mlp_residual"),
     ]
 
 
-def prefill_ops(config: ModelConfig, tokens: int, choose: LinearChooser, linear_dtype_bytes: float = 2.0,
+def prefill_ops(config: ModelConfig, tokens: int, choose: LinearChooser, precision: str = "fp16",
                 act_bytes: float = 2.0, logits_tokens: int = 1) -> list[Op]:
     """The whole prefill: embedding gather, every decoder layer, final norm and the LM head.
 
-    The LM head runs on ``logits_tokens`` rows: 1 for serving prefill (only the last token's logits
-    are needed); a perplexity evaluation would use all tokens.
+    ``precision`` is the run's (``fp16``, or ``w8a8``: every linear, the LM head included, is int8 at
+    1 byte). The LM head runs on ``logits_tokens`` rows: 1 for serving prefill (only the last token's
+    logits are needed); a perplexity evaluation would use all tokens.
     """
+    if precision not in LINEAR_FORMATS:
+        raise ValueError(f"precision: expected one of {', '.join(LINEAR_FORMATS)}, got {precision!r}")
     hidden_elements = tokens * config.hidden
     ops = [_vector("embed_tokens", -1, "embedding", hidden_elements, 0.0, hidden_elements * act_bytes,
                    hidden_elements * act_bytes)]
     for layer in range(config.layers):
-        ops.extend(decoder_layer_ops(config, layer, tokens, choose, linear_dtype_bytes, act_bytes))
-    ops.append(_vector("norm", -1, "rmsnorm", hidden_elements, RMSNORM_OPS_PER_ELEMENT,
-                       (hidden_elements + config.hidden) * act_bytes, hidden_elements * act_bytes))
+        ops.extend(decoder_layer_ops(config, layer, tokens, choose, precision, act_bytes))
+    final_norm = _vector("norm", -1, "rmsnorm", hidden_elements, RMSNORM_OPS_PER_ELEMENT,
+                         (hidden_elements + config.hidden) * act_bytes, hidden_elements * act_bytes)
+    lm_precision, lm_bytes = LINEAR_FORMATS[precision]
+    ops.append(final_norm)
     ops.append(Op(name="lm_head", layer=-1, role="lm_head", kind="linear", M=logits_tokens, K=config.hidden,
                   N=config.vocab, batch=1, sparse_operand=None, pattern="dense", density=1.0,
-                  natural_zero_fraction=0.0, dtype_bytes=linear_dtype_bytes))
+                  natural_zero_fraction=0.0, dtype_bytes=lm_bytes, precision=lm_precision, producer=final_norm.name))
     return ops

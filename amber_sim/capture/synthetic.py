@@ -53,8 +53,7 @@ def _build_run(spec: SyntheticSpec, pattern_text: str, precision: str) -> Run:
         return LinearChoice(str(pattern), density) if sparsify else LinearChoice()
 
     tokens = spec.seq_len * spec.batch
-    ops = prefill_ops(spec.config, tokens, choose, linear_dtype_bytes=1.0 if precision == "w8a8" else 2.0,
-                      logits_tokens=spec.batch)
+    ops = prefill_ops(spec.config, tokens, choose, precision=precision, logits_tokens=spec.batch)
     criterion = "none" if dense else spec.criterion
     policy = "none" if dense else spec.policy
     return Run(id=_run_id(str(pattern), criterion, policy, precision), pattern=str(pattern), criterion=criterion,

@@ -11,15 +11,14 @@ import time
 
 from amber_sim.hw.config import load_hardware
 from amber_sim.paths import TRACE_DIR, bundled_hw_configs
-from amber_sim.sim import engine, gemm
+from amber_sim.sim import engine
 from amber_sim.trace import load_trace
 
 TARGET_SECONDS = 1.0
 
 
 def clear_caches() -> None:
-    gemm._simulate_gemm_cached.cache_clear()
-    engine._simulate_vector.cache_clear()
+    engine.clear_caches()
 
 
 def main() -> None:

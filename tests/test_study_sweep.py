@@ -57,7 +57,7 @@ def test_fast_evaluator_equals_engine(smollm, config):
 def test_plan_collapses_repeated_layers(smollm):
     plan = build_plan(smollm)
     ops = sum(len(run.ops) for run in smollm.runs)
-    assert len(plan.entries) < ops / 20  # 30 identical layers: each distinct op once, not per layer
+    assert len(plan.program.keys) < ops / 20  # 30 identical layers: each distinct op once, not per layer
 
 
 def test_rescale_rule(smollm):

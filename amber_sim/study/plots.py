@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from amber_sim.report.plots import _pyplot, _save
-from amber_sim.study.evaluate import CATEGORIES
+from amber_sim.sim.metrics import CATEGORIES
 
 CATEGORY_COLORS = {"compute": "#1f77b4", "memory": "#ff7f0e", "sparsifier": "#d62728", "vector": "#2ca02c"}
 

@@ -17,15 +17,18 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from amber_sim.atomic import atomic_write_text
+from amber_sim.errors import InputError
 from amber_sim.hw.config import HardwareConfig, hardware_to_dict
-from amber_sim.study.evaluate import CATEGORIES
+from amber_sim.sim import MODEL_VERSION
+from amber_sim.sim.metrics import CATEGORIES
 from amber_sim.trace import Trace, dumps_trace
 
 DB_NAME = "results.sqlite"
 
 RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("run_id", "TEXT"), ("pattern", "TEXT"), ("criterion", "TEXT"), ("policy", "TEXT"), ("mitigation", "TEXT"),
-    ("precision", "TEXT"), ("seq_len", "INTEGER"), ("prefill_cycles", "INTEGER"), ("dense_cycles", "INTEGER"),
+    ("precision", "TEXT"), ("seq_len", "INTEGER"), ("baseline", "TEXT"), ("prefill_cycles", "INTEGER"),
+    ("dense_cycles", "INTEGER"),
     ("prefill_ms", "REAL"), ("end_to_end_speedup", "REAL"), ("linear_speedup", "REAL"),
     ("compute_utilization", "REAL"), ("dram_bytes", "REAL"), ("useful_macs", "REAL"),
     ("activation_io_savings", "REAL"), ("io_savings", "REAL"), ("energy_mj", "REAL"), ("dominant_bound", "TEXT"),
@@ -59,11 +62,27 @@ class ResultStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         columns = ", ".join(f"{name} {kind}" for name, kind in RESULT_COLUMNS)
+        self._check_model_version()
         with self._db:
             self._db.execute("CREATE TABLE IF NOT EXISTS points (trace_hash TEXT NOT NULL, config_hash TEXT NOT NULL, "
                              "point_json TEXT NOT NULL, hw_name TEXT NOT NULL, PRIMARY KEY (trace_hash, config_hash))")
             self._db.execute(f"CREATE TABLE IF NOT EXISTS results (trace_hash TEXT NOT NULL, config_hash TEXT NOT NULL, "
                              f"{columns}, PRIMARY KEY (trace_hash, config_hash, run_id))")
+
+    def _check_model_version(self) -> None:
+        """A table filled by another version of the simulator's rules is refused, never mixed with new rows."""
+        with self._db:
+            self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            found = self._db.execute("SELECT value FROM meta WHERE key = 'model_version'").fetchone()
+            has_points = self._db.execute("SELECT name FROM sqlite_master WHERE name = 'points'").fetchone()
+            if found is None and has_points is None:
+                self._db.execute("INSERT INTO meta VALUES ('model_version', ?)", (str(MODEL_VERSION),))
+                return
+        if found is None or found[0] != str(MODEL_VERSION):
+            self._db.close()
+            raise InputError(str(self.path), None, f"this results table was made by simulator model version "
+                             f"{found[0] if found else 1}, not {MODEL_VERSION}; its rows would mix two sets of rules: "
+                             "sweep into a new --out folder (or delete this one)")
 
     def __enter__(self) -> "ResultStore":
         return self

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from amber_sim.errors import InputError
 from amber_sim.hw.config import (BufferConfig, ComputeConfig, DramConfig, HardwareConfig, MemoryConfig, SparsityConfig,
                                  SystolicConfig, VectorConfig)
-from amber_sim.sim.gemm import GemmWork, simulate_gemm
+from amber_sim.sim.mapper import GemmWork, simulate_gemm
 
 UNBOUNDED_KB = 2.0**40
 

@@ -1,0 +1,452 @@
+"""Mapping a GEMM onto the chip: candidate tiles, buffer fits, blocks and cores, bounds, the exact search.
+
+The GEMM is C[M, N] = A[M, K] · B[K, N], repeated ``batch`` times (attention heads). A is the activation
+(the sparse operand), B the weight (or Kᵀ / V for attention), C the output. A core computes one output
+block (tm × tn) at a time, streaming K in chunks of tk; blocks are dealt to cores round-robin in waves
+(docs/model.md §2 "Mapping", "Blocks, waves, cores", "Search").
+
+:func:`simulate_gemm` returns the fastest mapping over every candidate that fits, timed exactly by the
+pipeline (pipeline.py); a candidate is skipped only when a valid lower bound proves it slower than the
+best found, so more bandwidth or a bigger buffer can never make the result slower.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from numba import njit
+
+from amber_sim.errors import InputError
+from amber_sim.hw.config import HardwareConfig, SparsityConfig, VectorConfig
+from amber_sim.sim.blocks import (active_cores, add_to_residues, block_at, block_layout, block_shape, identical_run,
+                                  segment_classes, work_per_core)
+from amber_sim.sim.compute import (CAUSAL_NONE, CAUSAL_OUTPUT, CAUSAL_REDUCTION, GEMM_PARAMS, cdiv, compute_unit,
+                                   k_slice, padded, padding_units, set_compute_params, sparse_k, tile_cycles)
+from amber_sim.sim.memory import (cycles_per_loaded_byte, dram_bytes, fill_bytes, latency_cycles, set_memory_params,
+                                  step_cost, store_cycles)
+from amber_sim.sim.pipeline import T_COMPUTE, T_END, T_LOAD, T_STEPS, T_STORE, core_timeline
+
+ACCUMULATOR_BYTES = 4  # fp32 / int32 partial sums in L0C
+KIB = 1024
+MAX_K_STEPS = 64  # candidate K chunks are at least K / 64 channels
+_VIEW_VECTOR = VectorConfig(elements_per_cycle=1)   # placeholders in gemm_view: GEMM timing never reads them
+_VIEW_SPARSITY = SparsityConfig(operand="none")
+_CAUSAL_CODES = {"none": CAUSAL_NONE, "output": CAUSAL_OUTPUT, "reduction": CAUSAL_REDUCTION}
+
+# Fields of the search result vector.
+R_CYCLES, R_LOAD, R_COMPUTE, R_STORE, R_STEPS, R_BLOCKS, R_WAVES, R_TAIL = 0, 1, 2, 3, 4, 5, 6, 7
+R_DRAM_A, R_DRAM_B, R_DRAM_OUT, R_FILL, R_ISSUED = 8, 9, 10, 11, 12
+N_RESULTS = 13
+
+
+@dataclass(frozen=True)
+class GemmWork:
+    """Hardware-facing description of one GEMM (what the op needs, after the sparsity rule)."""
+
+    M: int
+    K: int
+    N: int
+    batch: int
+    b_batch: int                   # distinct B operands (GQA: kv heads)
+    causal: str                    # "none" | "output" (skip blocks above the diagonal) | "reduction" (K limited by row)
+    a_bytes_per_element: float     # stored bytes per dense A element, values + metadata
+    b_bytes: float
+    out_bytes: float
+    k_compute_ratio: float         # fraction of K the matrix unit computes (Nh/Mh when native sparse)
+    k_unit: int                    # tk granularity in dense channels
+    int8: bool
+    a_on_chip: bool                # A never comes from memory (attention probabilities, fused)
+    out_on_chip: bool              # C never goes to memory (attention scores, fused)
+    overhead_cycles_per_step: int  # sparse datapath overhead per compute tile
+
+
+@dataclass(frozen=True)
+class Mapping:
+    tm: int
+    tn: int
+    tk: int
+    order: str  # "rows": N blocks innermost (A block-row reused); "cols": M blocks innermost
+    accumulator_buffers: int = 2  # 2: output store overlaps the next block; 1: bigger blocks, no overlap
+
+    def __str__(self) -> str:
+        return f"{self.tm}x{self.tn}x{self.tk}/{self.order}/acc{self.accumulator_buffers}"
+
+
+@dataclass(frozen=True)
+class GemmResult:
+    mapping: Mapping
+    cycles: int
+    load_cycles: int       # busy cycles of the critical core's memory queue for loads
+    compute_cycles: int    # busy cycles of its matrix unit
+    store_cycles: int
+    latency_cycles: int
+    blocks: int
+    waves: int
+    tail_blocks: int       # blocks in the last, partial wave (0 when the last wave is full)
+    steps_per_core: int
+    dram_read_a_bytes: float
+    dram_read_b_bytes: float
+    dram_write_bytes: float
+    fill_bytes: float      # bytes loaded into the per-core buffers (from L2, or from DRAM without one)
+    l2_read_bytes: float   # fill bytes served by the L2 (0 without an L2)
+    issued_macs: float     # MACs the matrix units execute, padding included (after the sparse K shrink)
+
+
+# ---------------------------------------------------------------- blocks and one mapping (compiled)
+
+@njit(cache=True)
+def _block_k(p, tm, mi):  # pragma: no cover - compiled
+    """Input channels block-row ``mi`` reduces over (causal reduction: the first (mi+1)·tm positions)."""
+    return min(p.K, (mi + 1) * tm) if p.causal == CAUSAL_REDUCTION else p.K
+
+
+@njit(cache=True)
+def _block_compute(p, rows_p, cols_p, k_len, tk):  # pragma: no cover - compiled
+    """Matrix-unit cycles of one block: its full K chunks and the remainder."""
+    full = k_len // tk; rest = k_len - full * tk
+    work = full * (tile_cycles(p, rows_p, cols_p, tk) + p.overhead_cycles_per_step)
+    if rest > 0:
+        work += tile_cycles(p, rows_p, cols_p, rest) + p.overhead_cycles_per_step
+    return work
+
+
+@njit(cache=True)
+def _block_work(p, tm, tn, tk, unit_m, unit_n, rows, cols, k_len):  # pragma: no cover - compiled
+    """(matrix-unit cycles, issued MACs) of one block: compute is padded to the compute shape."""
+    rows_p = min(tm, padded(rows, unit_m)); cols_p = min(tn, padded(cols, unit_n))
+    return _block_compute(p, rows_p, cols_p, k_len, tk), rows_p * cols_p * sparse_k(p, k_len)
+
+
+@njit(cache=True)
+def time_mapping(p, tm, tn, tk, acc, order_rows, out, prune_above):  # pragma: no cover - compiled
+    """Fill ``out`` with the mapping's result; return False (out untouched) when its average per-core
+    compute, a valid lower bound on its cycles, already exceeds ``prune_above``.
+
+    The op's cycles are the longest timeline among core 0, the core with the most compute and the core
+    holding the last block."""
+    batch = p.batch; cores = p.cores
+    unit_m, unit_n = padding_units(p)
+    lo, hi, start = block_layout(p, tm, tn, order_rows)
+    per_batch = start[-1]
+    out_total = 0.0; issued = 0.0
+    residue_work = np.zeros(cores, dtype=np.int64)  # one batch element's block work by block index mod cores
+    for o in range(lo.shape[0]):
+        n_classes, table = segment_classes(p, tm, tn, lo, hi, order_rows, o)
+        first = start[o]
+        if n_classes < 0:  # shapes vary block by block
+            for inner in range(lo[o], hi[o]):
+                mi = o if order_rows else inner
+                ni = inner if order_rows else o
+                rows, cols, k_len = block_shape(p, tm, tn, mi, ni)
+                work, block_issued = _block_work(p, tm, tn, tk, unit_m, unit_n, rows, cols, k_len)
+                out_total += rows * cols * p.out_bytes_per_element
+                issued += block_issued
+                add_to_residues(residue_work, first, 1, work, cores)
+                first += 1
+            continue
+        for c in range(n_classes):
+            count, rows, cols, k_len = table[c, 0], table[c, 1], table[c, 2], table[c, 3]
+            work, block_issued = _block_work(p, tm, tn, tk, unit_m, unit_n, rows, cols, k_len)
+            out_total += count * rows * cols * p.out_bytes_per_element
+            issued += count * block_issued
+            add_to_residues(residue_work, first, count, work, cores)
+            first += count
+    issued *= batch
+    out_total *= batch
+    a_fill, b_fill = fill_bytes(p, tm, tn, lo, hi, order_rows)
+    dram_a, dram_b, dram_fraction = dram_bytes(p, tm, tn, order_rows, a_fill, b_fill)
+    total_blocks = per_batch * batch
+    core_work = work_per_core(residue_work, per_batch, batch, cores)
+    if (core_work.sum() + cores - 1) // cores > prune_above:
+        return False
+    heaviest = 0
+    for c in range(cores):
+        if core_work[c] > core_work[heaviest]:
+            heaviest = c
+    candidates = (0, heaviest, (total_blocks - 1) % cores)
+    best = np.full(5, -1, dtype=np.int64)
+    for ci in range(3):
+        core = candidates[ci]
+        if (ci == 1 and core == candidates[0]) or (ci == 2 and (core == candidates[0] or core == candidates[1])):
+            continue
+        timeline = core_timeline(p, tm, tn, tk, acc, core, lo, start, order_rows, per_batch, total_blocks,
+                                 dram_fraction)
+        if timeline[T_END] > best[T_END]:
+            best[:] = timeline
+    out[R_CYCLES] = best[T_END]; out[R_LOAD] = best[T_LOAD]; out[R_COMPUTE] = best[T_COMPUTE]
+    out[R_STORE] = best[T_STORE]; out[R_STEPS] = best[T_STEPS]; out[R_BLOCKS] = total_blocks
+    out[R_WAVES] = cdiv(total_blocks, cores); out[R_TAIL] = total_blocks % cores
+    out[R_DRAM_A] = dram_a; out[R_DRAM_B] = dram_b; out[R_DRAM_OUT] = out_total
+    out[R_FILL] = a_fill + b_fill; out[R_ISSUED] = issued
+    return True
+
+
+# ---------------------------------------------------------------- bounds and search (compiled)
+
+@njit(cache=True)
+def quick_bound(p, tm, tn, tk):  # pragma: no cover - compiled
+    """Cheap lower bound, used to order candidates and to stop the search early.
+
+    The larger of: core 0's ceil(blocks/cores) blocks each costed as the smallest block (compute, and
+    loads at the L2 rate with no DRAM share); and, for causal ops, the average compute per core, which
+    the heaviest core (always simulated) reaches.
+    """
+    M = p.M; K = p.K; N = p.N; batch = p.batch; cores = p.cores; causal = p.causal
+    unit_m, unit_n = padding_units(p)
+    mb = cdiv(M, tm); nb = cdiv(N, tn)
+    per_batch = mb * nb
+    average = 0
+    if causal != CAUSAL_NONE:
+        per_batch = 0
+        work = 0
+        for mi in range(mb):
+            blocks = min(nb, ((mi + 1) * tm - 1) // tn + 1) if causal == CAUSAL_OUTPUT else nb
+            per_batch += blocks
+            rows_p = min(tm, padded(min(tm, M - mi * tm), unit_m))
+            k_row = _block_k(p, tm, mi)
+            edge = 1 if blocks == nb else 0  # the last column block may be narrower
+            for narrow in range(2):
+                cols_p = min(tn, padded(N - (nb - 1) * tn, unit_n)) if narrow == 1 else tn
+                count = edge if narrow == 1 else blocks - edge
+                work += count * _block_compute(p, rows_p, cols_p, k_row, tk)
+        average = (work * batch) // cores
+    total = per_batch * batch
+    q = cdiv(total, cores)
+    rows = min(tm, M - (mb - 1) * tm); cols = min(tn, N - (nb - 1) * tn)
+    k_len = min(K, tm) if causal == CAUSAL_REDUCTION else K
+    rows_p = min(tm, padded(rows, unit_m)); cols_p = min(tn, padded(cols, unit_n))
+    compute = _block_compute(p, rows_p, cols_p, k_len, tk)
+    block_bytes = (rows * p.a_bytes_per_element + cols * p.b_bytes_per_element) * k_len
+    bandwidth = p.l2_bytes_per_cycle if p.l2_bytes > 0 else p.dram_bytes_per_cycle
+    memory = block_bytes * (total - q + 1) / bandwidth  # core 0: q-1 blocks at full contention, one at the tail
+    return max(q * compute, average, math.floor(memory * (1 - 1e-9)))
+
+
+@njit(cache=True)
+def lower_bound(p, tm, tn, tk, order_rows):  # pragma: no cover - compiled
+    """A valid lower bound on a mapping's cycles: core 0's compute busy or its memory-queue busy.
+
+    Core 0 is always among the simulated cores and its timeline is at least the busy time of its matrix
+    unit and of its memory queue, both summed here over its blocks with the pipeline's own step cost (a run
+    of identical blocks at once)."""
+    batch = p.batch; cores = p.cores
+    unit_m, unit_n = padding_units(p)
+    lo, hi, start = block_layout(p, tm, tn, order_rows)
+    per_batch = start[-1]
+    total = per_batch * batch
+    a_fill, b_fill = fill_bytes(p, tm, tn, lo, hi, order_rows)
+    dram_fraction = dram_bytes(p, tm, tn, order_rows, a_fill, b_fill)[2]
+    compute_busy = 0
+    port_busy = 0
+    g = 0
+    while g < total:
+        mi, ni = block_at(lo, start, order_rows, g % per_batch)
+        rows, cols, k_len = block_shape(p, tm, tn, mi, ni)
+        active = active_cores(total, cores, g)
+        per_byte = cycles_per_loaded_byte(p, active, dram_fraction)
+        rows_p = min(tm, padded(rows, unit_m)); cols_p = min(tn, padded(cols, unit_n))
+        full = k_len // tk; rest = k_len - full * tk
+        load, compute = step_cost(p, rows, cols, rows_p, cols_p, tk, per_byte)
+        block_compute = full * compute
+        block_port = full * load
+        if rest > 0:
+            load, compute = step_cost(p, rows, cols, rows_p, cols_p, rest, per_byte)
+            block_compute += compute
+            block_port += load
+        block_port += store_cycles(p, rows, cols, active)
+        repeat = 1 + identical_run(p, tm, tn, lo, start, order_rows, per_batch, total, g)
+        compute_busy += repeat * block_compute
+        port_busy += repeat * block_port
+        g += repeat * cores
+    return max(compute_busy, port_busy)
+
+
+@njit(cache=True)
+def search(p, tm, tn, tk, acc, order_rows):  # pragma: no cover - compiled
+    """Best-first branch and bound over the candidates; the result is the exact optimum.
+
+    Candidates are tried in order of ``quick_bound``; the search stops when that bound exceeds the best
+    time found, skips a candidate whose exact ``lower_bound`` does, and times the rest.
+    Returns (index of the best, its result vector). Ties: less DRAM traffic, then fewer steps.
+    """
+    n = tm.shape[0]
+    bounds = np.empty(n)
+    for i in range(n):
+        bounds[i] = quick_bound(p, tm[i], tn[i], tk[i])
+    order = np.argsort(bounds, kind="mergesort")
+    best = -1
+    best_out = np.zeros(N_RESULTS)
+    out = np.zeros(N_RESULTS)
+    for position in range(n):
+        i = order[position]
+        if best >= 0 and bounds[i] > best_out[R_CYCLES]:
+            break
+        if best >= 0 and lower_bound(p, tm[i], tn[i], tk[i], order_rows[i]) > best_out[R_CYCLES]:
+            continue
+        limit = best_out[R_CYCLES] if best >= 0 else 9.0e18
+        if not time_mapping(p, tm[i], tn[i], tk[i], acc[i], order_rows[i], out, limit):
+            continue
+        if best < 0:
+            better = True
+        elif out[R_CYCLES] != best_out[R_CYCLES]:
+            better = out[R_CYCLES] < best_out[R_CYCLES]
+        else:
+            traffic = out[R_DRAM_A] + out[R_DRAM_B] + out[R_DRAM_OUT]
+            best_traffic = best_out[R_DRAM_A] + best_out[R_DRAM_B] + best_out[R_DRAM_OUT]
+            better = traffic < best_traffic or (traffic == best_traffic and out[R_STEPS] < best_out[R_STEPS])
+        if better:
+            best = i
+            best_out[:] = out
+    return best, best_out
+
+
+# ---------------------------------------------------------------- candidates and fits (Python)
+
+def _pow2_multiples(unit: int, limit: int) -> list[int]:
+    """unit, 2·unit, 4·unit, ... up to the first value >= limit (so one candidate covers the dimension)."""
+    values, value = [], unit
+    while True:
+        values.append(value)
+        if value >= limit:
+            return values
+        value *= 2
+
+
+def _round_up(value: int, unit: int) -> int:
+    return -(-value // unit) * unit
+
+
+def gemm_params(hw: HardwareConfig, work: GemmWork):
+    """The GEMM_PARAMS record the compiled kernels read."""
+    p = np.zeros(1, dtype=GEMM_PARAMS)[0]
+    p["M"], p["K"], p["N"], p["batch"], p["b_batch"] = work.M, work.K, work.N, work.batch, work.b_batch
+    p["causal"] = _CAUSAL_CODES[work.causal]
+    p["a_bytes_per_element"] = 0.0 if work.a_on_chip else work.a_bytes_per_element
+    p["b_bytes_per_element"] = work.b_bytes
+    p["out_bytes_per_element"] = 0.0 if work.out_on_chip else work.out_bytes
+    p["k_compute_ratio"] = work.k_compute_ratio
+    p["overhead_cycles_per_step"] = work.overhead_cycles_per_step
+    set_compute_params(p, hw, work.int8)
+    set_memory_params(p, hw)
+    return p
+
+
+def candidates(hw: HardwareConfig, work: GemmWork) -> tuple[np.ndarray, ...]:
+    """Every (tm, tn, tk, accumulator buffers, order): power-of-two multiples of the compute shape."""
+    unit_m, unit_n, unit_k = compute_unit(hw, work.k_unit)
+    tms = _pow2_multiples(unit_m, _round_up(work.M, unit_m))
+    tns = _pow2_multiples(unit_n, _round_up(work.N, unit_n))
+    # K chunks of at least K/MAX_K_STEPS: smaller chunks only shorten the first load, which is already
+    # negligible, while multiplying the steps to simulate. The set depends on K alone, not on buffers.
+    tks = [tk for tk in _pow2_multiples(unit_k, _round_up(work.K, unit_k)) if tk * MAX_K_STEPS >= work.K] or [unit_k]
+    return tuple(arr.ravel() for arr in np.meshgrid(tms, tns, tks, (2, 1), (True, False), indexing="ij"))
+
+
+def _buffer_needs(hw: HardwareConfig, work: GemmWork, tm, tn, tk, acc) -> list[tuple[str, object, float]]:
+    """(buffer field, bytes needed, KiB available) of a mapping: accumulators ``acc`` times in L0C; operand
+    chunks double-buffered in L1 (and one compute step's slice in L0A/L0B), or in L0A/L0B without an L1."""
+    memory = hw.memory
+    a_bpe = 0.0 if work.a_on_chip else work.a_bytes_per_element
+    a_chunk, b_chunk = tm * tk * a_bpe, tk * tn * work.b_bytes
+    needs = [("memory.l0c.size_kb", acc * tm * tn * ACCUMULATOR_BYTES, memory.l0c.size_kb)]
+    if memory.l1 is not None:
+        depth = k_slice(hw, work.int8, work.k_compute_ratio)
+        return needs + [("memory.l1.size_kb", 2 * (a_chunk + b_chunk), memory.l1.size_kb),
+                        ("memory.l0a.size_kb", 2 * tm * depth * work.a_bytes_per_element, memory.l0a.size_kb),
+                        ("memory.l0b.size_kb", 2 * depth * tn * work.b_bytes, memory.l0b.size_kb)]
+    return needs + [("memory.l0a.size_kb", 2 * a_chunk, memory.l0a.size_kb),
+                    ("memory.l0b.size_kb", 2 * b_chunk, memory.l0b.size_kb)]
+
+
+def fits(hw: HardwareConfig, work: GemmWork, tm, tn, tk, acc):
+    """Which candidates fit every buffer (works on arrays of candidates)."""
+    result = True
+    for _, need_bytes, have_kb in _buffer_needs(hw, work, tm, tn, tk, acc):
+        result = result & (need_bytes <= have_kb * KIB)
+    return result
+
+
+class NoMappingFits(InputError):
+    """No candidate tile fits the buffers; the message names the buffer and the op (see :meth:`for_op`)."""
+
+    def __init__(self, where: str, field: str | None, template: str, op_name: str) -> None:
+        self.template = template
+        super().__init__(where, field, template.format(op=repr(op_name)))
+
+    def for_op(self, op_name: str) -> "NoMappingFits":
+        return NoMappingFits(self.where, self.field, self.template, op_name)
+
+
+def minimal_tile_error(hw: HardwareConfig, work: GemmWork, op_name: str) -> NoMappingFits:
+    """Name the buffer that cannot hold the smallest tile, with the size it would need."""
+    tm, tn, tk = compute_unit(hw, work.k_unit)
+    for field, need_bytes, have_kb in _buffer_needs(hw, dataclasses.replace(work, a_on_chip=False), tm, tn, tk, 1):
+        if need_bytes > have_kb * KIB:
+            return NoMappingFits(hw.source_path or hw.name, field,
+                                 f"{have_kb:g} KiB cannot hold even one minimal {tm}x{tn}x{tk} tile of op {{op}} "
+                                 f"(double-buffered operands); needs at least {math.ceil(need_bytes / KIB)} KiB", op_name)
+    return NoMappingFits(hw.source_path or hw.name, None, "no mapping fits op {op}", op_name)
+
+
+def _try_order(hw: HardwareConfig, work: GemmWork, tm, tn, tk) -> np.ndarray:
+    """Cheap steady-state estimate used only to try likely-fast mappings first (pruning works better)."""
+    unit_m, unit_n, _ = compute_unit(hw, work.k_unit)
+    blocks = np.ceil(work.M / tm) * np.ceil(work.N / tn) * work.batch
+    per_core = np.ceil(blocks / hw.cores)
+    k_steps = np.ceil(work.K / tk)
+    compute = k_steps * np.ceil(tm / unit_m) * np.ceil(tn / unit_n)
+    fill = work.K * (tm * work.a_bytes_per_element + tn * work.b_bytes)
+    return per_core * np.maximum(compute * tk, fill)
+
+
+# ---------------------------------------------------------------- entry point
+
+@lru_cache(maxsize=64)
+def gemm_view(hw: HardwareConfig) -> HardwareConfig:
+    """The config with only what a GEMM's timing reads (clock, cores, compute, memory): configs that differ
+    elsewhere (sparsity, vector unit, energy, area, names) share one cache entry per GemmWork, which
+    is what makes sweeps over those fields cheap."""
+    return dataclasses.replace(hw, name="", description="", sources=(), assumptions=(), energy=None, area=None,
+                               vector=_VIEW_VECTOR, sparsity=_VIEW_SPARSITY, source_path=None)
+
+
+def simulate_gemm(hw: HardwareConfig, work: GemmWork, op_name: str = "?") -> GemmResult:
+    """The fastest mapping over every candidate that fits, timed exactly (ties: least DRAM traffic)."""
+    result = _simulate_gemm_cached(gemm_view(hw), work)
+    if result is None:
+        raise minimal_tile_error(hw, work, op_name)
+    return result
+
+
+@lru_cache(maxsize=65536)
+def _simulate_gemm_cached(hw: HardwareConfig, work: GemmWork) -> GemmResult | None:
+    tm, tn, tk, acc, rows = candidates(hw, work)
+    fitting = fits(hw, work, tm, tn, tk, acc)
+    if not np.any(fitting):
+        return None
+    tm, tn, tk, acc, rows = tm[fitting], tn[fitting], tk[fitting], acc[fitting], rows[fitting]
+    order = np.lexsort((-tk, -(tm * tn), _try_order(hw, work, tm, tn, tk)))
+    tm, tn, tk, acc, rows = tm[order], tn[order], tk[order], acc[order], rows[order]
+    best, out = search(gemm_params(hw, work), tm.astype(np.int64), tn.astype(np.int64), tk.astype(np.int64),
+                       acc.astype(np.int64), rows)
+    mapping = Mapping(int(tm[best]), int(tn[best]), int(tk[best]), "rows" if rows[best] else "cols", int(acc[best]))
+    fill = float(out[R_FILL])
+    return GemmResult(
+        mapping=mapping, cycles=int(out[R_CYCLES]), load_cycles=int(out[R_LOAD]),
+        compute_cycles=int(out[R_COMPUTE]), store_cycles=int(out[R_STORE]),
+        latency_cycles=latency_cycles(hw), blocks=int(out[R_BLOCKS]),
+        waves=int(out[R_WAVES]), tail_blocks=int(out[R_TAIL]), steps_per_core=int(out[R_STEPS]),
+        dram_read_a_bytes=float(out[R_DRAM_A]), dram_read_b_bytes=float(out[R_DRAM_B]),
+        dram_write_bytes=float(out[R_DRAM_OUT]), fill_bytes=fill,
+        l2_read_bytes=fill if hw.memory.l2 is not None else 0.0,
+        issued_macs=float(out[R_ISSUED]),
+    )
+
+
+def clear_caches() -> None:
+    """Forget every GEMM result (benchmarks measure cold simulation with this)."""
+    _simulate_gemm_cached.cache_clear()

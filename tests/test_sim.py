@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from amber_sim.errors import InputError
@@ -12,8 +13,9 @@ from amber_sim.patterns import parse_pattern
 from amber_sim.paths import bundled_hw_configs, bundled_traces
 from amber_sim.sim.sparse import runs_natively, worst_case_kept_in_hw_group
 from amber_sim.sim.engine import compile_trace, simulate_keys, simulate_ops, simulate_run, simulate_trace
-from amber_sim.sim.memory import l2_rule
-from amber_sim.sim.mapper import GemmWork, simulate_gemm
+from amber_sim.sim.compute import tile_cycles
+from amber_sim.sim.mapper import GemmWork, gemm_params, simulate_gemm, time_mapping
+from amber_sim.sim.memory import l2_rule, step_cost, store_cycles
 from amber_sim.trace import Op, load_trace
 
 
@@ -443,3 +445,103 @@ def test_buffer_energy_counts_fills_without_an_l2():
     result = simulate_ops(hw, (_linear(M=4, K=4, N=4),))[0]
     assert hw.memory.l2 is None and result.l2_bytes == 0.0
     assert result.energy_pj == 64.0
+
+
+# ---------------------------------------------------------------- the fast-forwards are exact
+
+def _reference_timeline(p, tm, tn, tk, acc, order_rows):
+    """The pipeline of docs/model.md §2 stepped one step at a time, with no periodic jump, no closed form
+    and no block layout: the blocks are listed one by one. Returns (cycles, load, compute, store, steps) of
+    the critical core (the longest of core 0, the core with the most tile work and the last block's core)."""
+    M, K, N, batch, cores = (int(p[name]) for name in ("M", "K", "N", "batch", "cores"))
+    causal = int(p["causal"])
+    mb, nb = -(-M // tm), -(-N // tn)
+    blocks = []
+    for outer in range(mb if order_rows else nb):
+        for inner in range(nb if order_rows else mb):
+            mi, ni = (outer, inner) if order_rows else (inner, outer)
+            if causal == 1 and ni * tn > (mi + 1) * tm - 1:
+                continue
+            blocks.append((min(tm, M - mi * tm), min(tn, N - ni * tn), min(K, (mi + 1) * tm) if causal == 2 else K))
+    unit_m, unit_n = (int(p["unit_m"]), int(p["unit_n"])) if int(p["unit_kind"]) == 0 else (1, 1)
+
+    def padded(value, unit, limit):
+        return min(limit, -(-value // unit) * unit)
+
+    def chunks(k_len):
+        return [min(tk, k_len - s) for s in range(0, k_len, tk)]
+
+    total = len(blocks) * batch
+    a_fill = sum(rows * k * float(p["a_bytes_per_element"]) for rows, _, k in blocks) * batch
+    b_fill = sum(k * cols * float(p["b_bytes_per_element"]) for _, cols, k in blocks) * batch
+    order = bool(order_rows)
+    a_unique = M * K * float(p["a_bytes_per_element"]) * batch
+    b_unique = K * N * float(p["b_bytes_per_element"]) * int(p["b_batch"])
+    if order:
+        dram_a, dram_b = l2_rule(float(p["l2_bytes"]), a_unique, a_fill, b_unique, b_fill,
+                                 tm * K * float(p["a_bytes_per_element"]), K * N * float(p["b_bytes_per_element"]), mb)
+    else:
+        dram_b, dram_a = l2_rule(float(p["l2_bytes"]), b_unique, b_fill, a_unique, a_fill,
+                                 tn * K * float(p["b_bytes_per_element"]), M * K * float(p["a_bytes_per_element"]), nb)
+    fraction = (dram_a + dram_b) / (a_fill + b_fill)
+    work = [0] * cores
+    for g in range(total):
+        rows, cols, k_len = blocks[g % len(blocks)]
+        work[g % cores] += sum(tile_cycles(p, padded(rows, unit_m, tm), padded(cols, unit_n, tn), k)
+                               + int(p["overhead_cycles_per_step"]) for k in chunks(k_len))
+    heaviest = max(range(cores), key=lambda c: (work[c], -c))
+    best = None
+    for core in dict.fromkeys((0, heaviest, (total - 1) % cores)):
+        stage, acc_free, port, compute_end, end, step = [0, 0], [0, 0], 0, 0, 0, 0
+        busy = [0, 0, 0]
+        for g in range(core, total, cores):
+            wave = g // cores
+            active = min(cores, total - wave * cores)
+            per_byte = max(active / float(p["l2_bytes_per_cycle"]), fraction * active / float(p["dram_bytes_per_cycle"]))
+            rows, cols, k_len = blocks[g % len(blocks)]
+            for s, k in enumerate(chunks(k_len)):
+                load, compute = step_cost(p, rows, cols, padded(rows, unit_m, tm), padded(cols, unit_n, tn), k, per_byte)
+                load_end = max(port, stage[step % 2]) + load + (int(p["latency_cycles"]) if step == 0 else 0)
+                port = load_end
+                start = max(load_end, compute_end, acc_free[wave % acc] if s == 0 else 0)
+                compute_end = start + compute
+                stage[step % 2] = compute_end
+                busy[0] += load; busy[1] += compute
+                step += 1
+            store = store_cycles(p, rows, cols, active)
+            port = max(compute_end, port) + store
+            acc_free[wave % acc] = port
+            busy[2] += store
+            end = max(end, port)
+        timeline = (max(end, compute_end), *busy, step)
+        if best is None or timeline[0] > best[0]:
+            best = timeline
+    return best
+
+
+@pytest.mark.parametrize("shape,causal,tiles", [
+    ((64, 32, 64), "none", [(8, 8, 4), (16, 8, 8), (8, 32, 32)]),             # long runs of identical blocks
+    ((60, 30, 52), "none", [(8, 8, 8), (16, 16, 4)]),                         # edge blocks in M, N and K
+    ((64, 16, 64), "output", [(8, 8, 4), (8, 16, 8), (16, 8, 16)]),           # the causal triangle of scores
+    ((64, 64, 16), "reduction", [(8, 8, 8), (16, 16, 4), (8, 16, 64)]),      # P·V: K grows with the row
+])
+@pytest.mark.parametrize("l2", [False, True])
+def test_time_mapping_equals_a_plain_step_by_step_timeline(shape, causal, tiles, l2):
+    """The periodic jumps (within a block, across identical blocks), the per-row block layout and the
+    per-core work by residues must give exactly what stepping every step of every block gives."""
+    M, K, N = shape
+    overrides = {"cores": 3, "cube": {"m": 4, "n": 4, "k": 4}, "latency_ns": 10.0}
+    if l2:
+        overrides["memory"] = {"dram": {"bandwidth_gb_s": 4.0, "latency_ns": 10.0}, "l0a": {"size_kb": 64},
+                               "l0b": {"size_kb": 64}, "l0c": {"size_kb": 64},
+                               "l2": {"size_mb": 0.002, "bandwidth_gb_s": 16.0}}
+    hw = tiny_hw(**overrides)
+    work = dataclasses.replace(dense_work(M, K, N, batch=2), causal=causal)
+    p = gemm_params(hw, work)
+    for tm, tn, tk in tiles:
+        for acc in (1, 2):
+            for order_rows in (True, False):
+                out = np.zeros(13)
+                assert time_mapping(p, tm, tn, tk, acc, order_rows, out, 9.0e18)
+                expected = _reference_timeline(p, tm, tn, tk, acc, order_rows)
+                assert tuple(int(x) for x in out[:5]) == expected, (tm, tn, tk, acc, order_rows)

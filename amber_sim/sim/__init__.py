@@ -43,7 +43,7 @@ def _compile_with_keyed_cache() -> None:
     if not os.environ.get("NUMBA_CACHE_DIR"):
         config.CACHE_DIR = _kernel_cache_dir()
     try:
-        from amber_sim.sim import blocks, compute, mapper, memory, pipeline  # noqa: F401  (decorated here)
+        from amber_sim.sim import blocks, compute, mapper, memory, pipeline  # noqa: F401 (decorated here)
     finally:
         config.CACHE_DIR = previous
 

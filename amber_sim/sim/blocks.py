@@ -100,30 +100,27 @@ def identical_run(p, tm, tn, lo, start, order_rows, per_batch, total_blocks, g):
 
 @njit(cache=True)
 def segment_classes(p, tm, tn, lo, hi, order_rows, o):  # pragma: no cover - compiled
-    """The blocks of outer index ``o`` as at most two classes of equal shape: (count, rows, cols, k_len) of
-    the interior blocks and of the last inner block when it is the matrix edge. Returns (n_classes, table);
-    n_classes = -1 when the shapes vary block by block (``cols`` order with a causal reduction: k_len grows
-    with the row), so the caller walks the blocks one by one."""
-    table = np.zeros((2, 4), dtype=np.int64)
+    """The blocks of outer index ``o`` as at most two classes of equal shape: the interior blocks and the
+    last inner block when it is the matrix edge. Returns (n_classes, count0, rows0, cols0, k0, count1,
+    rows1, cols1, k1); n_classes = -1 when the shapes vary block by block (``cols`` order with a causal
+    reduction: k_len grows with the row), so the caller walks the blocks one by one."""
     count = hi[o] - lo[o]
     if count <= 0:
-        return 0, table
+        return 0, 0, 0, 0, 0, 0, 0, 0, 0
     if not order_rows and p.causal == CAUSAL_REDUCTION:
-        return -1, table
+        return -1, 0, 0, 0, 0, 0, 0, 0, 0
     last_inner = cdiv(p.N, tn) - 1 if order_rows else cdiv(p.M, tm) - 1
-    interior = count - 1 if hi[o] - 1 == last_inner else count
-    n_classes = 0
-    for which in range(2):
-        n = interior if which == 0 else count - interior
-        if n == 0:
-            continue
-        inner = lo[o] if which == 0 else hi[o] - 1
-        mi = o if order_rows else inner
-        ni = inner if order_rows else o
-        rows, cols, k_len = block_shape(p, tm, tn, mi, ni)
-        table[n_classes, 0] = n; table[n_classes, 1] = rows; table[n_classes, 2] = cols; table[n_classes, 3] = k_len
-        n_classes += 1
-    return n_classes, table
+    edge = 1 if hi[o] - 1 == last_inner else 0
+    inner = hi[o] - 1
+    mi = o if order_rows else inner
+    ni = inner if order_rows else o
+    rows1, cols1, k1 = block_shape(p, tm, tn, mi, ni)
+    if edge == 0 or count == 1:
+        return 1, count, rows1, cols1, k1, 0, 0, 0, 0
+    mi = o if order_rows else lo[o]
+    ni = lo[o] if order_rows else o
+    rows0, cols0, k0 = block_shape(p, tm, tn, mi, ni)
+    return 2, count - 1, rows0, cols0, k0, 1, rows1, cols1, k1
 
 
 @njit(cache=True)

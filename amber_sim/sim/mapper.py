@@ -22,17 +22,16 @@ from numba import njit
 
 from amber_sim.errors import InputError
 from amber_sim.hw.config import HardwareConfig, SparsityConfig, VectorConfig
-from amber_sim.sim.blocks import (active_cores, add_to_residues, block_at, block_layout, block_shape, identical_run,
-                                  segment_classes, work_per_core)
+from amber_sim.sim.blocks import add_to_residues, block_layout, block_shape, segment_classes, work_per_core
 from amber_sim.sim.compute import (CAUSAL_NONE, CAUSAL_OUTPUT, CAUSAL_REDUCTION, GEMM_PARAMS, cdiv, compute_unit,
                                    k_slice, padded, padding_units, set_compute_params, sparse_k, tile_cycles)
-from amber_sim.sim.memory import (cycles_per_loaded_byte, dram_bytes, fill_bytes, latency_cycles, set_memory_params,
-                                  step_cost, store_cycles)
+from amber_sim.sim.memory import dram_bytes, fill_bytes, latency_cycles, set_memory_params
 from amber_sim.sim.pipeline import T_COMPUTE, T_END, T_LOAD, T_STEPS, T_STORE, core_timeline
 
 ACCUMULATOR_BYTES = 4  # fp32 / int32 partial sums in L0C
 KIB = 1024
 MAX_K_STEPS = 64  # candidate K chunks are at least K / 64 channels
+SEARCH_SEEDS = 4  # candidates timed first, in the caller's estimated order, to find a good incumbent
 _VIEW_VECTOR = VectorConfig(elements_per_cycle=1)   # placeholders in gemm_view: GEMM timing never reads them
 _VIEW_SPARSITY = SparsityConfig(operand="none")
 _CAUSAL_CODES = {"none": CAUSAL_NONE, "output": CAUSAL_OUTPUT, "reduction": CAUSAL_REDUCTION}
@@ -122,22 +121,17 @@ def _block_work(p, tm, tn, tk, unit_m, unit_n, rows, cols, k_len):  # pragma: no
 
 
 @njit(cache=True)
-def time_mapping(p, tm, tn, tk, acc, order_rows, out, prune_above):  # pragma: no cover - compiled
-    """Fill ``out`` with the mapping's result; return False (out untouched) when its average per-core
-    compute, a valid lower bound on its cycles, already exceeds ``prune_above``.
-
-    The op's cycles are the longest timeline among core 0, the core with the most compute and the core
-    holding the last block."""
-    batch = p.batch; cores = p.cores
+def block_accounting(p, tm, tn, tk, lo, hi, start, order_rows):  # pragma: no cover - compiled
+    """(matrix-unit cycles per core, output bytes, issued MACs) of a mapping, summed over every block (the
+    work of each class of equal blocks at once; core c holds the blocks g ≡ c mod cores)."""
+    cores = p.cores
     unit_m, unit_n = padding_units(p)
-    lo, hi, start = block_layout(p, tm, tn, order_rows)
-    per_batch = start[-1]
     out_total = 0.0; issued = 0.0
     residue_work = np.zeros(cores, dtype=np.int64)  # one batch element's block work by block index mod cores
     for o in range(lo.shape[0]):
-        n_classes, table = segment_classes(p, tm, tn, lo, hi, order_rows, o)
+        classes = segment_classes(p, tm, tn, lo, hi, order_rows, o)
         first = start[o]
-        if n_classes < 0:  # shapes vary block by block
+        if classes[0] < 0:  # shapes vary block by block
             for inner in range(lo[o], hi[o]):
                 mi = o if order_rows else inner
                 ni = inner if order_rows else o
@@ -148,25 +142,37 @@ def time_mapping(p, tm, tn, tk, acc, order_rows, out, prune_above):  # pragma: n
                 add_to_residues(residue_work, first, 1, work, cores)
                 first += 1
             continue
-        for c in range(n_classes):
-            count, rows, cols, k_len = table[c, 0], table[c, 1], table[c, 2], table[c, 3]
+        for c in range(classes[0]):
+            count, rows, cols, k_len = classes[1 + 4 * c], classes[2 + 4 * c], classes[3 + 4 * c], classes[4 + 4 * c]
             work, block_issued = _block_work(p, tm, tn, tk, unit_m, unit_n, rows, cols, k_len)
             out_total += count * rows * cols * p.out_bytes_per_element
             issued += count * block_issued
             add_to_residues(residue_work, first, count, work, cores)
             first += count
-    issued *= batch
-    out_total *= batch
-    a_fill, b_fill = fill_bytes(p, tm, tn, lo, hi, order_rows)
-    dram_a, dram_b, dram_fraction = dram_bytes(p, tm, tn, order_rows, a_fill, b_fill)
-    total_blocks = per_batch * batch
-    core_work = work_per_core(residue_work, per_batch, batch, cores)
-    if (core_work.sum() + cores - 1) // cores > prune_above:
-        return False
+    core_work = work_per_core(residue_work, start[-1], p.batch, cores)
+    return core_work, out_total * p.batch, issued * p.batch
+
+
+@njit(cache=True)
+def time_mapping(p, tm, tn, tk, acc, order_rows, out, prune_above):  # pragma: no cover - compiled
+    """Fill ``out`` with the mapping's result; return False (out untouched) when the compute of its heaviest
+    core after the DRAM latency, a valid lower bound on its cycles, already exceeds ``prune_above``.
+
+    The op's cycles are the longest timeline among core 0, the core with the most compute and the core
+    holding the last block."""
+    batch = p.batch; cores = p.cores
+    lo, hi, start = block_layout(p, tm, tn, order_rows)
+    per_batch = start[-1]
+    core_work, out_total, issued = block_accounting(p, tm, tn, tk, lo, hi, start, order_rows)
     heaviest = 0
     for c in range(cores):
         if core_work[c] > core_work[heaviest]:
             heaviest = c
+    if p.latency_cycles + core_work[heaviest] > prune_above:
+        return False
+    a_fill, b_fill = fill_bytes(p, tm, tn, lo, hi, order_rows)
+    dram_a, dram_b, dram_fraction = dram_bytes(p, tm, tn, order_rows, a_fill, b_fill)
+    total_blocks = per_batch * batch
     candidates = (0, heaviest, (total_blocks - 1) % cores)
     best = np.full(5, -1, dtype=np.int64)
     for ci in range(3):
@@ -227,51 +233,31 @@ def quick_bound(p, tm, tn, tk):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def lower_bound(p, tm, tn, tk, order_rows):  # pragma: no cover - compiled
-    """A valid lower bound on a mapping's cycles: core 0's compute busy or its memory-queue busy.
-
-    Core 0 is always among the simulated cores and its timeline is at least the busy time of its matrix
-    unit and of its memory queue, both summed here over its blocks with the pipeline's own step cost (a run
-    of identical blocks at once)."""
-    batch = p.batch; cores = p.cores
-    unit_m, unit_n = padding_units(p)
-    lo, hi, start = block_layout(p, tm, tn, order_rows)
-    per_batch = start[-1]
-    total = per_batch * batch
-    a_fill, b_fill = fill_bytes(p, tm, tn, lo, hi, order_rows)
-    dram_fraction = dram_bytes(p, tm, tn, order_rows, a_fill, b_fill)[2]
-    compute_busy = 0
-    port_busy = 0
-    g = 0
-    while g < total:
-        mi, ni = block_at(lo, start, order_rows, g % per_batch)
-        rows, cols, k_len = block_shape(p, tm, tn, mi, ni)
-        active = active_cores(total, cores, g)
-        per_byte = cycles_per_loaded_byte(p, active, dram_fraction)
-        rows_p = min(tm, padded(rows, unit_m)); cols_p = min(tn, padded(cols, unit_n))
-        full = k_len // tk; rest = k_len - full * tk
-        load, compute = step_cost(p, rows, cols, rows_p, cols_p, tk, per_byte)
-        block_compute = full * compute
-        block_port = full * load
-        if rest > 0:
-            load, compute = step_cost(p, rows, cols, rows_p, cols_p, rest, per_byte)
-            block_compute += compute
-            block_port += load
-        block_port += store_cycles(p, rows, cols, active)
-        repeat = 1 + identical_run(p, tm, tn, lo, start, order_rows, per_batch, total, g)
-        compute_busy += repeat * block_compute
-        port_busy += repeat * block_port
-        g += repeat * cores
-    return max(compute_busy, port_busy)
+def _better(out, best_out, i, best):  # pragma: no cover - compiled
+    """The order that decides the optimum: fewer cycles, then less DRAM traffic, then fewer steps, then the
+    earlier candidate. It is total, so the result does not depend on the order the search visits them."""
+    if best < 0:
+        return True
+    if out[R_CYCLES] != best_out[R_CYCLES]:
+        return out[R_CYCLES] < best_out[R_CYCLES]
+    traffic = out[R_DRAM_A] + out[R_DRAM_B] + out[R_DRAM_OUT]
+    best_traffic = best_out[R_DRAM_A] + best_out[R_DRAM_B] + best_out[R_DRAM_OUT]
+    if traffic != best_traffic:
+        return traffic < best_traffic
+    if out[R_STEPS] != best_out[R_STEPS]:
+        return out[R_STEPS] < best_out[R_STEPS]
+    return i < best
 
 
 @njit(cache=True)
 def search(p, tm, tn, tk, acc, order_rows):  # pragma: no cover - compiled
-    """Best-first branch and bound over the candidates; the result is the exact optimum.
+    """Branch and bound over the candidates; the result is the exact optimum.
 
-    Candidates are tried in order of ``quick_bound``; the search stops when that bound exceeds the best
-    time found, skips a candidate whose exact ``lower_bound`` does, and times the rest.
-    Returns (index of the best, its result vector). Ties: less DRAM traffic, then fewer steps.
+    The first few candidates (the caller orders them by a steady-state estimate) are timed first to find a
+    good incumbent; the rest are tried in order of ``quick_bound``, stopping when that bound exceeds the
+    best time found; a candidate whose heaviest core cannot finish in time is dropped inside
+    ``time_mapping``. Only candidates proven slower are skipped, and ties follow :func:`_better`, so the
+    result is the optimum over the whole candidate set. Returns (index of the best, its result vector).
     """
     n = tm.shape[0]
     bounds = np.empty(n)
@@ -281,24 +267,20 @@ def search(p, tm, tn, tk, acc, order_rows):  # pragma: no cover - compiled
     best = -1
     best_out = np.zeros(N_RESULTS)
     out = np.zeros(N_RESULTS)
+    seeds = min(n, SEARCH_SEEDS)
+    for i in range(seeds):
+        if time_mapping(p, tm[i], tn[i], tk[i], acc[i], order_rows[i], out, 9.0e18) and _better(out, best_out, i, best):
+            best = i
+            best_out[:] = out
     for position in range(n):
         i = order[position]
-        if best >= 0 and bounds[i] > best_out[R_CYCLES]:
+        if i < seeds:
+            continue
+        if bounds[i] > best_out[R_CYCLES]:
             break
-        if best >= 0 and lower_bound(p, tm[i], tn[i], tk[i], order_rows[i]) > best_out[R_CYCLES]:
+        if not time_mapping(p, tm[i], tn[i], tk[i], acc[i], order_rows[i], out, best_out[R_CYCLES]):
             continue
-        limit = best_out[R_CYCLES] if best >= 0 else 9.0e18
-        if not time_mapping(p, tm[i], tn[i], tk[i], acc[i], order_rows[i], out, limit):
-            continue
-        if best < 0:
-            better = True
-        elif out[R_CYCLES] != best_out[R_CYCLES]:
-            better = out[R_CYCLES] < best_out[R_CYCLES]
-        else:
-            traffic = out[R_DRAM_A] + out[R_DRAM_B] + out[R_DRAM_OUT]
-            best_traffic = best_out[R_DRAM_A] + best_out[R_DRAM_B] + best_out[R_DRAM_OUT]
-            better = traffic < best_traffic or (traffic == best_traffic and out[R_STEPS] < best_out[R_STEPS])
-        if better:
+        if _better(out, best_out, i, best):
             best = i
             best_out[:] = out
     return best, best_out

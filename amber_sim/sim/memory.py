@@ -61,10 +61,10 @@ def fill_bytes(p, tm, tn, lo, hi, order_rows):  # pragma: no cover - compiled
                 K * N * p.b_bytes_per_element * cdiv(M, tm) * batch)
     a_fill = 0.0; b_fill = 0.0
     for o in range(lo.shape[0]):
-        n_classes, table = segment_classes(p, tm, tn, lo, hi, order_rows, o)
-        if n_classes >= 0:
-            for c in range(n_classes):
-                count, rows, cols, k_len = table[c, 0], table[c, 1], table[c, 2], table[c, 3]
+        classes = segment_classes(p, tm, tn, lo, hi, order_rows, o)
+        if classes[0] >= 0:
+            for c in range(classes[0]):
+                count, rows, cols, k_len = classes[1 + 4 * c], classes[2 + 4 * c], classes[3 + 4 * c], classes[4 + 4 * c]
                 a_fill += count * rows * k_len * p.a_bytes_per_element
                 b_fill += count * k_len * cols * p.b_bytes_per_element
             continue

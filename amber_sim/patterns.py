@@ -8,7 +8,6 @@ VEGETA-like engine lists ``4:4`` as a mode); ``0 < N <= M <= MAX_PATTERN_M``.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
@@ -59,24 +58,3 @@ def parse_pattern(text: object, where: str = "pattern", field: str | None = None
     if m > max_m:
         raise InputError(where, field, f"pattern {text!r} has M = {m}, above the maximum M = {max_m}")
     return Pattern("nm", n, m)
-
-
-def index_metadata_bits(m: int) -> int:
-    """Bits of in-group index stored per kept value: ceil(log2 M)."""
-    return max(1, math.ceil(math.log2(m))) if m > 1 else 0
-
-
-def compressed_activation_bytes(elements: int, density: float, dtype_bytes: float, m: int, metadata: str) -> float:
-    """Bytes of an N:M-compressed activation of ``elements`` dense entries.
-
-    values: elements · density · dtype_bytes; metadata ``index``: ceil(log2 M) bits per kept
-    value; ``bitmask``: 1 bit per dense element (DESIGN.md §6).
-    """
-    kept = elements * density
-    if metadata == "index":
-        metadata_bits = kept * index_metadata_bits(m)
-    elif metadata == "bitmask":
-        metadata_bits = float(elements)
-    else:
-        raise ValueError(f"unknown metadata format {metadata!r}")
-    return kept * dtype_bytes + metadata_bits / 8.0

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from amber_sim.patterns import compressed_activation_bytes, parse_pattern
+from amber_sim.patterns import parse_pattern
+from amber_sim.sim.sparse import stored_activation_bytes
 from amber_sim.trace import Op, Run
 
 
@@ -42,14 +43,10 @@ class RunSummary:
 
 
 def compressed_op_activation_bytes(op: Op, metadata: str = "index") -> float:
-    """Activation bytes of one linear op as it would travel compressed (dense ops: M·K·b)."""
-    elements = op.M * op.K * op.batch
-    if not op.is_sparse:
-        return float(elements * op.dtype_bytes)
-    pattern = parse_pattern(op.pattern)
-    if pattern.kind == "unstructured":
-        return compressed_activation_bytes(elements, op.density, op.dtype_bytes, 2, "bitmask")
-    return compressed_activation_bytes(elements, op.density, op.dtype_bytes, pattern.m, metadata)
+    """Activation bytes of one linear op as it would travel compressed in its own pattern's format (dense ops:
+    M·K·b); the simulator's formula (sim.sparse.stored_activation_bytes)."""
+    return stored_activation_bytes(float(op.M) * op.K * op.batch, op.density, op.dtype_bytes, parse_pattern(op.pattern),
+                                   metadata)
 
 
 def summarize_run(run: Run) -> RunSummary:

@@ -17,6 +17,7 @@ from amber_sim.sim.compute import tile_cycles
 from amber_sim.sim.mapper import GemmWork, gemm_params, simulate_gemm, time_mapping
 from amber_sim.sim.memory import l2_rule, step_cost, store_cycles
 from amber_sim.trace import Op, load_trace
+from amber_sim.trace_summary import compressed_op_activation_bytes
 
 
 def tiny_hw(**overrides):
@@ -195,8 +196,11 @@ def test_compressed_activation_bytes_match_the_formula(configs):
     result = simulate_ops(hw, (op,))[0]
     # values 0.5·2 B + index metadata ceil(log2 4) = 2 bits per kept value, per dense element
     assert result.activation_bytes == 256 * 1024 * (0.5 * 2 + 0.5 * 2 / 8)
-    compressed_only = simulate_ops(configs["a100_like"], (_linear("4:8", 0.5, M=256, K=1024, N=1024),))[0]
+    compressed_op = _linear("4:8", 0.5, M=256, K=1024, N=1024)
+    compressed_only = simulate_ops(configs["a100_like"], (compressed_op,))[0]
     assert compressed_only.activation_bytes == 256 * 1024 * (0.5 * 2 + 0.5 * 3 / 8)
+    # `amber-sim inspect` sizes compressed activations with the simulator's formula, not a copy of it
+    assert compressed_op_activation_bytes(compressed_op) == compressed_only.activation_bytes
 
 
 def test_dense_run_does_not_depend_on_the_sparse_runs(llama_trace, configs):

@@ -65,8 +65,10 @@ def block_shape(p, tm, tn, mi, ni):  # pragma: no cover - compiled
 
 @njit(cache=True)
 def uniform_blocks(p, tm, tn):  # pragma: no cover - compiled
-    """True when every block has the same shape (no edge block, no causal reduction)."""
-    return p.M % tm == 0 and p.N % tn == 0 and p.causal != CAUSAL_REDUCTION
+    """True when every block has the same shape: no causal reduction, and in each dimension either no edge
+    block or a single block."""
+    return ((p.M % tm == 0 or p.M <= tm) and (p.N % tn == 0 or p.N <= tn)
+            and p.causal != CAUSAL_REDUCTION)
 
 
 @njit(cache=True)

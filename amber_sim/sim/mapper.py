@@ -25,7 +25,7 @@ from amber_sim.hw.config import HardwareConfig, SparsityConfig, VectorConfig
 from amber_sim.sim.blocks import add_to_residues, block_layout, block_shape, segment_classes, work_per_core
 from amber_sim.sim.compute import (CAUSAL_NONE, CAUSAL_OUTPUT, CAUSAL_REDUCTION, GEMM_PARAMS, cdiv, compute_unit,
                                    k_slice, padded, padding_units, set_compute_params, sparse_k, tile_cycles)
-from amber_sim.sim.memory import dram_bytes, fill_bytes, latency_cycles, set_memory_params
+from amber_sim.sim.memory import cycles_per_loaded_byte, dram_bytes, fill_bytes, latency_cycles, set_memory_params
 from amber_sim.sim.pipeline import T_COMPUTE, T_END, T_LOAD, T_STEPS, T_STORE, core_timeline
 
 ACCUMULATOR_BYTES = 4  # fp32 / int32 partial sums in L0C
@@ -121,36 +121,55 @@ def _block_work(p, tm, tn, tk, unit_m, unit_n, rows, cols, k_len):  # pragma: no
 
 
 @njit(cache=True)
-def block_accounting(p, tm, tn, tk, lo, hi, start, order_rows):  # pragma: no cover - compiled
-    """(matrix-unit cycles per core, output bytes, issued MACs) of a mapping, summed over every block (the
-    work of each class of equal blocks at once; core c holds the blocks g ≡ c mod cores)."""
+def block_accounting(p, tm, tn, tk, lo, hi, start, order_rows, dram_fraction):  # pragma: no cover - compiled
+    """Per-block sums of a mapping, each class of equal blocks at once (core c holds blocks g ≡ c mod cores):
+    (matrix-unit cycles per core, memory-queue cycles per core at full contention, the most such cycles of
+    one block, output bytes, issued MACs). The memory-queue cycles are the block's loads and store as the
+    pipeline charges them when every core is active, before rounding up."""
     cores = p.cores
     unit_m, unit_n = padding_units(p)
-    out_total = 0.0; issued = 0.0
+    out_total = 0.0; issued = 0.0; largest_port = 0.0
+    per_byte = cycles_per_loaded_byte(p, cores, dram_fraction)
+    per_stored_byte = cores / p.dram_bytes_per_cycle
     residue_work = np.zeros(cores, dtype=np.int64)  # one batch element's block work by block index mod cores
+    residue_port = np.zeros(cores)
     for o in range(lo.shape[0]):
         classes = segment_classes(p, tm, tn, lo, hi, order_rows, o)
         first = start[o]
-        if classes[0] < 0:  # shapes vary block by block
-            for inner in range(lo[o], hi[o]):
+        n_classes = classes[0]
+        walk = n_classes < 0  # shapes vary block by block
+        count_total = hi[o] - lo[o] if walk else n_classes
+        for c in range(count_total):
+            if walk:
+                inner = lo[o] + c
                 mi = o if order_rows else inner
                 ni = inner if order_rows else o
                 rows, cols, k_len = block_shape(p, tm, tn, mi, ni)
-                work, block_issued = _block_work(p, tm, tn, tk, unit_m, unit_n, rows, cols, k_len)
-                out_total += rows * cols * p.out_bytes_per_element
-                issued += block_issued
-                add_to_residues(residue_work, first, 1, work, cores)
-                first += 1
-            continue
-        for c in range(classes[0]):
-            count, rows, cols, k_len = classes[1 + 4 * c], classes[2 + 4 * c], classes[3 + 4 * c], classes[4 + 4 * c]
+                count = 1
+            else:
+                count, rows, cols, k_len = classes[1 + 4 * c], classes[2 + 4 * c], classes[3 + 4 * c], classes[4 + 4 * c]
             work, block_issued = _block_work(p, tm, tn, tk, unit_m, unit_n, rows, cols, k_len)
+            port = ((rows * p.a_bytes_per_element + cols * p.b_bytes_per_element) * k_len * per_byte
+                    + rows * cols * p.out_bytes_per_element * per_stored_byte)
+            largest_port = max(largest_port, port)
             out_total += count * rows * cols * p.out_bytes_per_element
             issued += count * block_issued
             add_to_residues(residue_work, first, count, work, cores)
+            add_to_residues(residue_port, first, count, port, cores)
             first += count
     core_work = work_per_core(residue_work, start[-1], p.batch, cores)
-    return core_work, out_total * p.batch, issued * p.batch
+    core_port = work_per_core(residue_port, start[-1], p.batch, cores)
+    return core_work, core_port, largest_port, out_total * p.batch, issued * p.batch
+
+
+@njit(cache=True)
+def _proven_cycles(p, core_work, core_port, largest_port):  # pragma: no cover - compiled
+    """A lower bound on the op's cycles from the always-simulated cores: the DRAM latency, then the larger of
+    the heaviest core's tile work and core 0's memory-queue time (all its blocks but one at full contention:
+    only the last wave can have fewer active cores, and a core has at most one block in it)."""
+    heaviest_work = core_work.max()
+    port = (core_port[0] - largest_port) * (1 - 1e-9)
+    return p.latency_cycles + max(heaviest_work, int(math.floor(max(port, 0.0))))
 
 
 @njit(cache=True)
@@ -163,15 +182,16 @@ def time_mapping(p, tm, tn, tk, acc, order_rows, out, prune_above):  # pragma: n
     batch = p.batch; cores = p.cores
     lo, hi, start = block_layout(p, tm, tn, order_rows)
     per_batch = start[-1]
-    core_work, out_total, issued = block_accounting(p, tm, tn, tk, lo, hi, start, order_rows)
+    a_fill, b_fill = fill_bytes(p, tm, tn, lo, hi, order_rows)
+    dram_a, dram_b, dram_fraction = dram_bytes(p, tm, tn, order_rows, a_fill, b_fill)
+    core_work, core_port, largest_port, out_total, issued = block_accounting(p, tm, tn, tk, lo, hi, start, order_rows,
+                                                                             dram_fraction)
+    if _proven_cycles(p, core_work, core_port, largest_port) > prune_above:
+        return False
     heaviest = 0
     for c in range(cores):
         if core_work[c] > core_work[heaviest]:
             heaviest = c
-    if p.latency_cycles + core_work[heaviest] > prune_above:
-        return False
-    a_fill, b_fill = fill_bytes(p, tm, tn, lo, hi, order_rows)
-    dram_a, dram_b, dram_fraction = dram_bytes(p, tm, tn, order_rows, a_fill, b_fill)
     total_blocks = per_batch * batch
     candidates = (0, heaviest, (total_blocks - 1) % cores)
     best = np.full(5, -1, dtype=np.int64)
@@ -195,11 +215,13 @@ def time_mapping(p, tm, tn, tk, acc, order_rows, out, prune_above):  # pragma: n
 
 @njit(cache=True)
 def quick_bound(p, tm, tn, tk):  # pragma: no cover - compiled
-    """Cheap lower bound, used to order candidates and to stop the search early.
+    """Cheap lower bound on the cycles of every mapping with these tiles, used to order candidates and to
+    stop the search early.
 
     The larger of: core 0's ceil(blocks/cores) blocks each costed as the smallest block (compute, and
-    loads at the L2 rate with no DRAM share); and, for causal ops, the average compute per core, which
-    the heaviest core (always simulated) reaches.
+    loads at the L2 rate with no DRAM share); for causal ops, the average compute per core, which the
+    heaviest core (always simulated) reaches. (``time_mapping`` then drops a candidate by the stronger
+    :func:`_proven_cycles` before timing it.)
     """
     M = p.M; K = p.K; N = p.N; batch = p.batch; cores = p.cores; causal = p.causal
     unit_m, unit_n = padding_units(p)

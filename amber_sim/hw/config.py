@@ -3,7 +3,7 @@
 Each field carries its unit and meaning in its metadata; the loader walks the
 dataclasses, so the YAML, the dotted paths used by sweeps
 (``memory.dram.bandwidth_gb_s``) and docs/hardware-config.md all come from one
-place. Hardware objects only describe; the simulator decides (DESIGN.md §8).
+place. Hardware objects only describe; the simulator decides (docs/model.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Scoring criteria of the Amber Pruner as per-channel column factors (pure NumPy).
 
-The score of activation entry x[t, j] is ``|x[t, j]| * factor[j]`` (DESIGN.md §3):
+The score of activation entry x[t, j] is ``|x[t, j]| * factor[j]`` (docs/pruning.md):
 
 - ``magnitude``: no factor (``None``): the papers' naive top-k on |x|.
 - ``amber`` (arXiv 2508.02128): ``||W[:, j]||_2 / min_k ||W[:, k]||_2``, once per layer, offline.

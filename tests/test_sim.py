@@ -549,3 +549,25 @@ def test_time_mapping_equals_a_plain_step_by_step_timeline(shape, causal, tiles,
                 assert time_mapping(p, tm, tn, tk, acc, order_rows, out, 9.0e18)
                 expected = _reference_timeline(p, tm, tn, tk, acc, order_rows)
                 assert tuple(int(x) for x in out[:5]) == expected, (tm, tn, tk, acc, order_rows)
+
+
+def test_nothing_outside_the_simulator_uses_its_private_names():
+    """One engine: report/, study/, validate/, the CLI, tests and benchmarks use sim's public API only (a
+    second engine built from private helpers is how totals and metrics drifted apart before)."""
+    import ast
+
+    from amber_sim.paths import PROJECT_ROOT
+
+    offenders = []
+    for folder in ("amber_sim", "tests", "benchmarks"):
+        for path in sorted((PROJECT_ROOT / folder).rglob("*.py")):
+            if path.is_relative_to(PROJECT_ROOT / "amber_sim" / "sim"):
+                continue
+            for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("amber_sim.sim"):
+                    offenders += [f"{path.name}: {alias.name}" for alias in node.names if alias.name.startswith("_")]
+                elif (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                      and isinstance(node.value, ast.Name) and node.value.id in ("engine", "mapper", "pipeline", "memory",
+                                                                                 "compute", "sparse", "schedule", "blocks")):
+                    offenders.append(f"{path.name}: {node.value.id}.{node.attr}")
+    assert not offenders, offenders

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import pytest
@@ -11,7 +12,8 @@ from amber_sim.cli import main
 from amber_sim.hw.config import load_hardware
 from amber_sim.paths import HW_CONFIG_DIR
 from amber_sim.report.files import OPS_CSV_COLUMNS, write_report
-from amber_sim.report.metrics import layer_rows, run_rows
+from amber_sim.report.metrics import ALL_DENSE_TWIN, baseline_phrase, layer_rows, run_rows
+from amber_sim.report.terminal import print_report
 from amber_sim.sim.engine import simulate_trace
 from amber_sim.trace import save_trace
 
@@ -71,3 +73,30 @@ def test_explain_shows_the_rule_and_mapping(tiny_trace, tmp_path, capsys):
     assert "mode: native on hardware pattern 2:4" in printed and "mapping:" in printed and "bound:" in printed
     assert main(["explain", "--hw", "ascend_like", "--trace", str(trace_path), "--op", "layers.1.mlp.dwn_proj"]) == 2
     assert "did you mean layers.1.mlp.down_proj" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the baseline each run's speedups are against
+
+def test_report_md_and_terminal_name_the_baseline(tiny_result, tmp_path):
+    from rich.console import Console
+
+    write_report(tiny_result, tmp_path)
+    markdown = (tmp_path / "report.md").read_text()
+    header = next(line for line in markdown.splitlines() if line.startswith("| run |"))
+    assert header.startswith("| run | baseline |")
+    rows = run_rows(tiny_result)
+    for row in rows:
+        assert f"| {row.run_id} | {row.baseline} |" in markdown
+    assert f"against each run's baseline (column `baseline`): {baseline_phrase(rows)}" in markdown
+    console = Console(record=True, width=400)
+    print_report(tiny_result, console)
+    assert f"speedups vs {baseline_phrase(rows)} on this hardware" in console.export_text()
+
+
+def test_baseline_phrase_follows_the_runs_baselines(tiny_result):
+    rows = run_rows(tiny_result)
+    twins = [dataclasses.replace(row, baseline=ALL_DENSE_TWIN) for row in rows]
+    named = [dataclasses.replace(row, baseline="dense/none/none/fp16") for row in rows]
+    assert baseline_phrase(twins) == "the same run with every op dense"
+    assert baseline_phrase(named) == "the trace's dense run of the same precision"
+    assert "where the trace has none" in baseline_phrase(twins[:1] + named[1:])

@@ -16,6 +16,7 @@ class RunRow:
     policy: str
     mitigation: str
     precision: str
+    baseline: str          # the run the speedups and savings are against (docs/metrics.md)
     prefill_ms: float
     prefill_cycles: int
     dense_cycles: int
@@ -32,12 +33,32 @@ class RunRow:
     energy_mj: float | None
 
 
+ALL_DENSE_TWIN = "all-dense twin"
+
+
+def run_baseline(result: RunResult) -> str:
+    """The run id of the trace's dense run of the same precision, or "all-dense twin" (the same run with
+    every op dense) when the trace has none; the engine sets ``RunResult.baseline``."""
+    return getattr(result, "baseline", ALL_DENSE_TWIN)
+
+
+def baseline_phrase(rows: list[RunRow]) -> str:
+    """What the speedups of ``rows`` are against, in words, from the runs' baselines."""
+    twins = {row.baseline == ALL_DENSE_TWIN for row in rows}
+    if twins == {True}:
+        return "the same run with every op dense"
+    if twins == {False}:
+        return "the trace's dense run of the same precision"
+    return "the trace's dense run of the same precision (the run itself all-dense where the trace has none)"
+
+
 def run_row(result: RunResult) -> RunRow:
     run = result.run
     metrics = run.metrics or {}
     return RunRow(
         run_id=run.id, pattern=run.pattern, criterion=run.criterion, policy=run.policy, mitigation=run.mitigation,
-        precision=run.precision, prefill_ms=result.time_ms, prefill_cycles=result.totals.cycles,
+        precision=run.precision, baseline=run_baseline(result), prefill_ms=result.time_ms,
+        prefill_cycles=result.totals.cycles,
         dense_cycles=result.dense.cycles, linear_speedup=result.speedup_linear,
         end_to_end_speedup=result.speedup_end_to_end, compute_utilization=result.totals.compute_utilization,
         dram_bytes=result.totals.dram_bytes, activation_io_savings=result.activation_io_savings,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from amber_sim.report.metrics import choose_run, layer_rows, run_rows
+from amber_sim.report.metrics import baseline_phrase, choose_run, layer_rows, run_rows
 from amber_sim.sim.engine import OpResult, TraceResult
 
 
@@ -20,8 +20,9 @@ def print_report(result: TraceResult, console, chosen_run_id: str | None = None,
         console.print("[bold yellow]SYNTHETIC trace[/]: masks assumed (density = N/M), not measured; no accuracy.")
     elif trace.model.weights == "random-init":
         console.print("[bold yellow]random-init weights[/]: masks are real, weights random; accuracy not reported.")
+    rows = run_rows(result)
     table = Table(title=f"{Path(trace.source_path or '').name} on {hw.name} ({trace.model.name}, "
-                        f"{trace.capture.tokens} tokens); speedups vs the same run all-dense on this hardware",
+                        f"{trace.capture.tokens} tokens); speedups vs {baseline_phrase(rows)} on this hardware",
                   title_justify="left")
     columns = (("run", "left"), ("prefill ms", "right"), ("Mcycles", "right"), ("linear ×", "right"),
                ("e2e ×", "right"), ("util.", "right"), ("DRAM GB", "right"), ("act. I/O saved", "right"),
@@ -29,7 +30,7 @@ def print_report(result: TraceResult, console, chosen_run_id: str | None = None,
                ("bound", "left"))
     for name, justify in columns:
         table.add_column(name, justify=justify, no_wrap=name == "run")
-    for row in run_rows(result):
+    for row in rows:
         table.add_row(row.run_id, f"{row.prefill_ms:.2f}", f"{row.prefill_cycles / 1e6:.2f}", f"{row.linear_speedup:.3f}",
                       f"{row.end_to_end_speedup:.3f}", f"{row.compute_utilization:.1%}", f"{row.dram_bytes / 1e9:.2f}",
                       f"{row.activation_io_savings:.1%}", f"{row.io_savings:.1%}",

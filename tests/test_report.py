@@ -11,8 +11,8 @@ import pytest
 from amber_sim.cli import main
 from amber_sim.hw.config import load_hardware
 from amber_sim.paths import HW_CONFIG_DIR
-from amber_sim.report.files import OPS_CSV_COLUMNS, write_report
-from amber_sim.report.metrics import ALL_DENSE_TWIN, baseline_phrase, layer_rows, run_rows
+from amber_sim.report.files import OPS_CSV_COLUMNS, report_dict, report_json, write_report
+from amber_sim.report.metrics import ALL_DENSE_TWIN, baseline_phrase, layer_rows, run_baseline, run_rows
 from amber_sim.report.terminal import print_report
 from amber_sim.sim.engine import simulate_trace
 from amber_sim.trace import save_trace
@@ -100,3 +100,64 @@ def test_baseline_phrase_follows_the_runs_baselines(tiny_result):
     assert baseline_phrase(twins) == "the same run with every op dense"
     assert baseline_phrase(named) == "the trace's dense run of the same precision"
     assert "where the trace has none" in baseline_phrase(twins[:1] + named[1:])
+
+# ---------------------------------------------------------------- report.json's op table and ops.csv, reruns
+
+def _json_op_rows(report: dict) -> list[dict]:
+    columns = report["op_columns"]
+    return [dict(zip(columns, op), run_id=run["run_id"]) for run in report["runs"] for op in run["ops"]]
+
+
+def test_report_json_op_table_matches_ops_csv(tiny_result, tmp_path):
+    write_report(tiny_result, tmp_path)
+    text = (tmp_path / "report.json").read_text()
+    report = json.loads(text)
+    columns = report["op_columns"]
+    assert tuple(columns[:len(OPS_CSV_COLUMNS) - 1]) == OPS_CSV_COLUMNS[1:] and "peak_macs_per_cycle" in columns
+    json_rows = _json_op_rows(report)
+    csv_rows = list(csv.DictReader((tmp_path / "ops.csv").open()))
+    assert len(json_rows) == len(csv_rows) == sum(len(run.ops) for run in tiny_result.runs)
+    assert sum(line.startswith("    [") for line in text.splitlines()) == len(json_rows)  # one op per line
+    sparse_run = next(index for index, run in enumerate(tiny_result.runs) if run.run.pattern == "2:4")
+    offset = sum(len(run.ops) for run in tiny_result.runs[:sparse_run])
+    sparse_op = next(index for index, op in enumerate(tiny_result.runs[sparse_run].ops)
+                     if op.kind == "linear" and op.mode != "dense")
+    picks = [0, offset + sparse_op, offset + sparse_op + 1, len(json_rows) // 2, len(json_rows) - 1]
+    fractional = 0
+    for index in picks:
+        from_json, from_csv = json_rows[index], csv_rows[index]
+        for column in OPS_CSV_COLUMNS:
+            value, text_value = from_json[column], from_csv[column]
+            if value is None:
+                assert text_value == "", (index, column)
+            elif isinstance(value, float):
+                # report.json: 6 decimal places; ops.csv: 6 significant digits
+                assert float(text_value) == pytest.approx(value, rel=1e-5, abs=5e-7), (index, column)
+                fractional += not value.is_integer()
+            else:
+                assert text_value == str(value), (index, column)
+    assert fractional > 0  # the picks include non-integral numbers (utilization, energy)
+    op = tiny_result.runs[sparse_run].ops[sparse_op]  # and the numbers are the simulator's, rounded to 6 places
+    row = json_rows[offset + sparse_op]
+    assert row["name"] == op.name and row["cycles"] == op.cycles and row["mode"] == op.mode
+    assert row["dram_bytes"] == round(op.dram_bytes, 6)
+    assert row["peak_macs_per_cycle"] == round(op.peak_macs_per_cycle, 6)
+    assert row["compute_utilization"] == round(op.ideal_cycles / op.cycles, 6)
+
+
+def test_report_json_text_round_trips_the_report_dict(tiny_result):
+    report = report_dict(tiny_result)
+    assert json.loads(report_json(report)) == report
+    assert [run["baseline"] for run in report["runs"]] == [run_baseline(run) for run in tiny_result.runs]
+
+
+def test_rerun_gives_identical_bytes(tiny_trace, tmp_path):
+    trace_path = save_trace(tiny_trace, tmp_path / "tiny.json")
+    out = tmp_path / "report"
+    argv = ["--hw", "ascend_like.yaml", "--trace", str(trace_path), "--out", str(out)]
+    assert main(argv) == 0
+    first = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert main(argv) == 0
+    second = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert sorted(first) == ["layers.png", "ops.csv", "report.json", "report.md", "roofline.png", "speedup_io.png"]
+    assert first == second

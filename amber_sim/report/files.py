@@ -2,6 +2,10 @@
 
 Every file is written atomically and its content is deterministic (no timestamps, sorted keys,
 fixed float formatting), so a rerun on the same inputs gives identical bytes.
+
+The per-op values are read once per op (``op_rows``) and shared by report.json and ops.csv. report.json
+is indented with sorted keys, except each run's op table, which is one compact JSON array per op (in
+the order of the top-level ``op_columns``); docs/metrics.md describes the layout.
 """
 
 from __future__ import annotations
@@ -11,13 +15,14 @@ import dataclasses
 import io
 import json
 import math
+import operator
 from pathlib import Path
 
 from amber_sim import __version__
 from amber_sim.atomic import atomic_write_text
 from amber_sim.hw.config import hardware_to_dict
-from amber_sim.report.metrics import baseline_phrase, choose_run, layer_rows, run_rows
-from amber_sim.sim.engine import OpResult, TraceResult
+from amber_sim.report.metrics import RunRow, baseline_phrase, choose_run, layer_rows, run_rows
+from amber_sim.sim.engine import OpResult, RunResult, TraceResult
 
 OPS_CSV_COLUMNS = (
     "run_id", "name", "layer", "role", "kind", "mode", "data_pattern", "hw_pattern", "mapping", "cycles",
@@ -26,10 +31,13 @@ OPS_CSV_COLUMNS = (
     "useful_macs", "issued_macs", "compute_utilization", "bound", "energy_pj", "rule",
 )
 
+_JSON_DECIMALS = 6       # report.json rounds floats to 6 decimal places
+_CSV_FLOAT_FORMAT = ".6g"  # ops.csv writes floats with 6 significant digits
+
 
 def _clean(value):
     if isinstance(value, float):
-        return None if not math.isfinite(value) else round(value, 6)
+        return None if not math.isfinite(value) else round(value, _JSON_DECIMALS)
     if isinstance(value, dict):
         return {key: _clean(item) for key, item in sorted(value.items())}
     if isinstance(value, (list, tuple)):
@@ -37,42 +45,100 @@ def _clean(value):
     return value
 
 
-def _op_dict(op: OpResult) -> dict:
-    data = dataclasses.asdict(op)
-    data["dram_bytes"] = op.dram_bytes
-    data["compute_utilization"] = op.ideal_cycles / op.cycles if op.cycles else 0.0
-    return data
+def op_columns() -> tuple[str, ...]:
+    """report.json's per-op columns: the ops.csv columns less ``run_id``, then every other field of OpResult."""
+    columns = OPS_CSV_COLUMNS[1:]
+    return columns + tuple(field.name for field in dataclasses.fields(OpResult) if field.name not in columns)
 
 
-def report_dict(result: TraceResult, chosen_run_id: str | None = None) -> dict:
+def op_rows(run: RunResult, columns: tuple[str, ...]) -> list[list]:
+    """One list of raw values per op, in ``columns`` order (``compute_utilization`` = ideal cycles / cycles)."""
+    utilization = columns.index("compute_utilization") if "compute_utilization" in columns else None
+    names = tuple("ideal_cycles" if index == utilization else name for index, name in enumerate(columns))
+    get = operator.attrgetter(*names)
+    rows = []
+    for op in run.ops:
+        row = list(get(op))
+        if utilization is not None:
+            row[utilization] = row[utilization] / op.cycles if op.cycles else 0.0
+        rows.append(row)
+    return rows
+
+
+def _json_row(row: list) -> list:
+    # round(x, 6) leaves an integral float as it is, and is_integer() is 5x cheaper: test that first
+    return [value if not isinstance(value, float) or value.is_integer()
+            else (round(value, _JSON_DECIMALS) if math.isfinite(value) else None) for value in row]
+
+
+def report_dict(result: TraceResult, chosen_run_id: str | None = None, *, rows: list[RunRow] | None = None,
+                ops: list[list[list]] | None = None) -> dict:
+    """Everything, as report.json holds it. ``rows`` (run_rows) and ``ops`` (op_rows per run, in
+    ``op_columns()`` order) are computed when not given."""
     trace, hw = result.trace, result.hardware
     chosen = choose_run(result, chosen_run_id)
-    return _clean({
+    rows = run_rows(result) if rows is None else rows
+    columns = op_columns()
+    if ops is None:
+        ops = [op_rows(run, columns) for run in result.runs]
+    report = _clean({
         "amber_sim_version": __version__,
         "hardware": hardware_to_dict(hw),
         "trace": {"path": Path(trace.source_path or "").name, "model": dataclasses.asdict(trace.model),
                   "capture": dataclasses.asdict(trace.capture), "synthetic": trace.is_synthetic},
+        "op_columns": list(columns),
         "runs": [
-            {**dataclasses.asdict(row), "totals": dataclasses.asdict(run.totals), "dense": dataclasses.asdict(run.dense),
-             "ops": [_op_dict(op) for op in run.ops]}
-            for row, run in zip(run_rows(result), result.runs)
+            {**dataclasses.asdict(row), "totals": dataclasses.asdict(run.totals), "dense": dataclasses.asdict(run.dense)}
+            for row, run in zip(rows, result.runs)
         ],
         "chosen_run": chosen.run.id,
         "layers_of_chosen_run": [dataclasses.asdict(row) for row in layer_rows(chosen)],
     })
+    for run, run_ops in zip(report["runs"], ops):
+        run["ops"] = [_json_row(row) for row in run_ops]
+    return report
 
 
-def ops_csv(result: TraceResult) -> str:
+_OPS_MARK = "\x00ops:"  # placeholder for a run's op table while the rest is indented (no real string holds NUL)
+
+
+def report_json(report: dict) -> str:
+    """report.json's text: indent 1 and sorted keys, except that each run's ``ops`` is one compact array per
+    line. ``json.loads(report_json(report)) == report``."""
+    marked = {**report, "runs": [{**run, "ops": f"{_OPS_MARK}{index}"} for index, run in enumerate(report["runs"])]}
+    text = json.dumps(marked, indent=1, sort_keys=True)
+    encode = json.JSONEncoder(separators=(",", ":")).encode  # the C encoder (no indent): fast
+    pieces, position = [], 0
+    for index, run in enumerate(report["runs"]):
+        mark = json.dumps(f"{_OPS_MARK}{index}")
+        start = text.index(mark, position)
+        line_start = text.rindex("\n", 0, start) + 1
+        indent = " " * (len(text[line_start:start]) - len(text[line_start:start].lstrip(" ")))
+        pieces.append(text[position:start])
+        if run["ops"]:
+            pieces.append("[\n" + ",\n".join(f"{indent} {encode(row)}" for row in run["ops"]) + f"\n{indent}]")
+        else:
+            pieces.append("[]")
+        position = start + len(mark)
+    pieces.append(text[position:])
+    return "".join(pieces) + "\n"
+
+
+def ops_csv(result: TraceResult, ops: list[list[list]] | None = None) -> str:
+    """One row per op per run; ``ops`` as in ``report_dict`` (computed when not given)."""
+    columns = op_columns()
+    if ops is None:
+        ops = [op_rows(run, columns) for run in result.runs]
+    width = len(OPS_CSV_COLUMNS) - 1  # op_columns() starts with the ops.csv columns less run_id
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(OPS_CSV_COLUMNS)
-    for run in result.runs:
-        for op in run.ops:
-            data = _op_dict(op)
-            data["run_id"] = run.run.id
-            writer.writerow(["" if data[column] is None else
-                             (f"{data[column]:.6g}" if isinstance(data[column], float) else data[column])
-                             for column in OPS_CSV_COLUMNS])
+    for run, run_ops in zip(result.runs, ops):
+        run_id = run.run.id
+        writer.writerows([run_id] + ["" if value is None else
+                                     (format(value, _CSV_FLOAT_FORMAT) if isinstance(value, float) else value)
+                                     for value in row[:width]]
+                         for row in run_ops)
     return buffer.getvalue()
 
 
@@ -80,10 +146,11 @@ def _fmt(value, spec: str, missing: str = "n/a") -> str:
     return missing if value is None else format(value, spec)
 
 
-def report_markdown(result: TraceResult, plots: dict[str, str], chosen_run_id: str | None = None) -> str:
+def report_markdown(result: TraceResult, plots: dict[str, str], chosen_run_id: str | None = None, *,
+                    rows: list[RunRow] | None = None) -> str:
     trace, hw = result.trace, result.hardware
     chosen = choose_run(result, chosen_run_id)
-    rows = run_rows(result)
+    rows = run_rows(result) if rows is None else rows
     lines = [f"# amber-sim report: {Path(trace.source_path or 'trace').name} on {hw.name}", ""]
     if trace.is_synthetic:
         lines += ["> **Synthetic trace**: shapes from the model config, masks *assumed* (density = N/M), no accuracy "
@@ -125,12 +192,13 @@ def write_report(result: TraceResult, out_dir: Path, chosen_run_id: str | None =
     from amber_sim.report.plots import write_plots
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    rows = run_rows(result)
+    ops = [op_rows(run, op_columns()) for run in result.runs]
     written = [
-        atomic_write_text(out_dir / "report.json",
-                          json.dumps(report_dict(result, chosen_run_id), indent=1, sort_keys=True) + "\n"),
-        atomic_write_text(out_dir / "ops.csv", ops_csv(result)),
+        atomic_write_text(out_dir / "report.json", report_json(report_dict(result, chosen_run_id, rows=rows, ops=ops))),
+        atomic_write_text(out_dir / "ops.csv", ops_csv(result, ops)),
     ]
     plots = write_plots(result, out_dir, chosen_run_id)
     written += [out_dir / name for name in plots.values()]
-    written.append(atomic_write_text(out_dir / "report.md", report_markdown(result, plots, chosen_run_id)))
+    written.append(atomic_write_text(out_dir / "report.md", report_markdown(result, plots, chosen_run_id, rows=rows)))
     return written

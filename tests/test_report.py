@@ -161,3 +161,19 @@ def test_rerun_gives_identical_bytes(tiny_trace, tmp_path):
     second = {path.name: path.read_bytes() for path in out.iterdir()}
     assert sorted(first) == ["layers.png", "ops.csv", "report.json", "report.md", "roofline.png", "speedup_io.png"]
     assert first == second
+
+# ---------------------------------------------------------------- plots
+
+def test_plots_exist_and_are_not_blank(tiny_result, tmp_path):
+    from PIL import Image
+
+    write_report(tiny_result, tmp_path)
+    markdown = (tmp_path / "report.md").read_text()
+    for name in ("speedup_io.png", "layers.png", "roofline.png"):
+        path = tmp_path / name
+        assert path.stat().st_size > 5_000, name
+        with Image.open(path) as image:
+            assert image.format == "PNG" and image.width >= 600 and image.height >= 400, name
+            colors = image.convert("RGB").getcolors(maxcolors=1 << 16)
+            assert colors is None or len(colors) > 20, name  # drawn, not one flat color
+        assert f"]({name})" in markdown

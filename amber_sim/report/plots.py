@@ -1,13 +1,30 @@
-"""PNG plots of a report (matplotlib, Agg backend, deterministic metadata)."""
+"""PNG plots of a report (matplotlib's Agg canvas, deterministic metadata).
+
+The numbers a plot shows are gathered first (``plot_data``: a small picklable ``PlotData``), then
+drawn (``draw_plots``). This module imports neither matplotlib nor the simulator at import time.
+
+Each plot has a fixed number of artists whatever the op count: bars per run, one collection per
+role for the stacked layer bars, one scatter per run for the roofline. The margins are fixed or
+measured from the tick labels (``bbox_inches="tight"`` would lay the figure out twice), legends
+have fixed places (``loc="best"`` costs 0.2 s on the layer plot), and log axes have no minor ticks
+and plain-text 10ⁿ labels (no mathtext parsing).
+"""
 
 from __future__ import annotations
 
 import io
+import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from amber_sim.atomic import atomic_write_bytes
-from amber_sim.report.metrics import choose_run, layer_rows, run_rows
-from amber_sim.sim.engine import RunResult, TraceResult
+
+if TYPE_CHECKING:
+    from amber_sim.report.metrics import RunRow
+    from amber_sim.sim.engine import TraceResult
+
+DPI = 100
 
 ROLE_COLORS = {
     "q": "#1f77b4", "k": "#aec7e8", "v": "#c5d7ea", "o": "#ff7f0e", "gate": "#2ca02c", "up": "#98df8a",
@@ -15,7 +32,103 @@ ROLE_COLORS = {
     "rmsnorm": "#7f7f7f", "rope": "#bcbd22", "silu_mul": "#17becf", "residual": "#e377c2",
     "mitigation": "#dbdb8d",
 }
+_FALLBACK_COLORS = ("#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354")
 
+
+# ---------------------------------------------------------------- what the plots show
+
+@dataclass(frozen=True)
+class RunBars:
+    run_id: str
+    linear_speedup: float
+    end_to_end_speedup: float
+    activation_io_savings: float
+    io_savings: float
+
+
+@dataclass(frozen=True)
+class RooflineSeries:
+    run_id: str
+    marker: str
+    points: tuple[tuple[float, float], ...]  # (useful FLOP per DRAM byte, achieved useful TFLOP/s) per GEMM op
+
+
+@dataclass(frozen=True)
+class PlotData:
+    """Everything the three plots draw (a few kB, whatever the op count)."""
+    title: str                                        # "<trace file> on <hardware>"
+    runs: tuple[RunBars, ...]
+    chosen_run: str                                   # the run whose layers and ops are drawn
+    layers: tuple[tuple[int, dict[str, int]], ...]    # (layer, cycles by op role), by layer
+    clock_ghz: float
+    peak_tflops: float                                # fp16, whole chip
+    bandwidth_gb_s: float
+    roofline: tuple[RooflineSeries, ...]              # the dense run of the chosen run's precision, then the chosen run
+
+
+def plot_data(result: TraceResult, chosen_run_id: str | None = None, rows: list[RunRow] | None = None) -> PlotData:
+    from amber_sim.report.metrics import choose_run, layer_rows, run_rows
+
+    hw = result.hardware
+    chosen = choose_run(result, chosen_run_id)
+    rows = run_rows(result) if rows is None else rows
+    dense = next((r for r in result.runs if r.run.pattern == "dense" and r.run.precision == chosen.run.precision), None)
+    seconds_per_cycle = 1 / (hw.clock_ghz * 1e9)
+    series = []
+    for subject, marker in ((dense, "o"), (chosen, "^")):
+        if subject is None:
+            continue
+        points = tuple((2 * op.useful_macs / op.dram_bytes, 2 * op.useful_macs / (op.cycles * seconds_per_cycle) / 1e12)
+                       for op in subject.ops if op.useful_macs > 0 and op.dram_bytes > 0 and op.cycles > 0)
+        if points:
+            series.append(RooflineSeries(subject.run.id, marker, points))
+    return PlotData(
+        title=f"{Path(result.trace.source_path or '').name} on {hw.name}",
+        runs=tuple(RunBars(row.run_id, row.linear_speedup, row.end_to_end_speedup, row.activation_io_savings,
+                           row.io_savings) for row in rows),
+        chosen_run=chosen.run.id,
+        layers=tuple((row.layer, dict(row.cycles_by_role))
+                     for row in sorted(layer_rows(chosen), key=lambda row: row.layer)),
+        clock_ghz=hw.clock_ghz,
+        peak_tflops=2 * hw.compute.fp16_macs_per_cycle * hw.cores * hw.clock_ghz * 1e9 / 1e12,
+        bandwidth_gb_s=hw.memory.dram.bandwidth_gb_s,
+        roofline=tuple(series),
+    )
+
+
+def plot_titles(data: PlotData) -> dict[str, str]:
+    """{title: file name} of the plots, in report order."""
+    return {"Speedup and I/O savings per run": "speedup_io.png", f"Time per layer ({data.chosen_run})": "layers.png",
+            "Roofline with ops as points": "roofline.png"}
+
+
+# ---------------------------------------------------------------- drawing
+
+def _figure(width: float, height: float):
+    """A figure on an explicit Agg canvas (no pyplot, no global backend switch)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _margins(fig, left: float, right: float, bottom: float, top: float, hspace: float | None = None) -> None:
+    """Margins in inches (fixed whatever the figure size)."""
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height,
+                        hspace=hspace)
+
+
+def _save_png(fig, path: Path) -> None:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+# pyplot and a tight-bbox save, for the study plots (amber_sim/study/plots.py), which lay out their
+# figures this way; the report's own plots above use neither.
 
 def _pyplot():
     import matplotlib
@@ -32,81 +145,113 @@ def _save(fig, path: Path) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def plot_speedup_io(result: TraceResult, path: Path) -> None:
-    plt = _pyplot()
-    rows = run_rows(result)
-    labels = [row.run_id.replace("/", "\n", 1) for row in rows]
-    x = range(len(rows))
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(7, 0.9 * len(rows)), 7), sharex=True)
+def plot_speedup_io(data: PlotData, path: Path) -> None:
+    runs = data.runs
+    x = list(range(len(runs)))
+    fig = _figure(max(7, 0.9 * len(runs)), 7)
+    top, bottom = fig.subplots(2, 1, sharex=True)
     width = 0.4
-    top.bar([i - width / 2 for i in x], [row.linear_speedup for row in rows], width, label="linear ops")
-    top.bar([i + width / 2 for i in x], [row.end_to_end_speedup for row in rows], width, label="end to end")
+    left_x, right_x = [i - width / 2 for i in x], [i + width / 2 for i in x]
+    top.bar(left_x, [run.linear_speedup for run in runs], width, label="linear ops")
+    top.bar(right_x, [run.end_to_end_speedup for run in runs], width, label="end to end")
     top.axhline(1.0, color="black", linewidth=0.8)
-    top.set_ylabel("speedup vs dense (×)")
+    top.set_ylabel("speedup vs baseline (×)")
     top.legend(loc="upper right")
-    top.set_title(f"{Path(result.trace.source_path or '').name} on {result.hardware.name}")
-    bottom.bar([i - width / 2 for i in x], [100 * row.activation_io_savings for row in rows], width, label="activation I/O")
-    bottom.bar([i + width / 2 for i in x], [100 * row.io_savings for row in rows], width, label="all DRAM traffic")
+    top.set_title(data.title)
+    bottom.bar(left_x, [100 * run.activation_io_savings for run in runs], width, label="activation I/O")
+    bottom.bar(right_x, [100 * run.io_savings for run in runs], width, label="all DRAM traffic")
     bottom.axhline(0.0, color="black", linewidth=0.8)
-    bottom.set_ylabel("DRAM bytes saved (%)")
+    bottom.set_ylabel("DRAM bytes saved vs baseline (%)")
     bottom.legend(loc="upper right")
-    bottom.set_xticks(list(x))
-    bottom.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
-    _save(fig, path)
-    plt.close(fig)
+    bottom.set_xticks(x)
+    bottom.set_xticklabels([run.run_id.replace("/", "\n", 1) for run in runs], rotation=60, ha="right", fontsize=7)
+    # The rotated run labels need a bottom margin that depends on their length: measure them (one text
+    # layout each) rather than laying out the whole figure twice.
+    renderer = fig.canvas.get_renderer()
+    label_inches = max((label.get_window_extent(renderer).height for label in bottom.get_xticklabels()),
+                       default=0.0) / fig.dpi
+    fig.set_size_inches(fig.get_size_inches()[0], 7 + label_inches)
+    _margins(fig, left=0.85, right=0.2, bottom=label_inches + 0.25, top=0.45, hspace=0.15)
+    _save_png(fig, path)
 
 
-def plot_layers(run: RunResult, clock_ghz: float, path: Path) -> None:
-    plt = _pyplot()
-    rows = sorted(layer_rows(run), key=lambda row: row.layer)
-    roles = sorted({role for row in rows for role in row.cycles_by_role})
-    fig, ax = plt.subplots(figsize=(max(7, 0.25 * len(rows)), 4))
-    bottoms = [0.0] * len(rows)
-    for role in roles:
-        heights = [row.cycles_by_role.get(role, 0) / (clock_ghz * 1e3) for row in rows]
-        ax.bar([str(row.layer) for row in rows], heights, bottom=bottoms, label=role, color=ROLE_COLORS.get(role))
+def plot_layers(data: PlotData, path: Path) -> None:
+    """Time per decoder layer, stacked by op role: one collection of rectangles per role."""
+    from matplotlib.collections import PolyCollection
+
+    layers = data.layers
+    roles = sorted({role for _, by_role in layers for role in by_role})
+    fig = _figure(max(7, 0.25 * len(layers)), 4)
+    ax = fig.subplots()
+    half = 0.4
+    bottoms = [0.0] * len(layers)
+    for index, role in enumerate(roles):
+        heights = [by_role.get(role, 0) / (data.clock_ghz * 1e3) for _, by_role in layers]
+        boxes = [((i - half, b), (i - half, b + h), (i + half, b + h), (i + half, b))
+                 for i, (b, h) in enumerate(zip(bottoms, heights)) if h > 0]
+        color = ROLE_COLORS.get(role, _FALLBACK_COLORS[index % len(_FALLBACK_COLORS)])
+        ax.add_collection(PolyCollection(boxes, facecolors=color, edgecolors="none", label=role))
         bottoms = [b + h for b, h in zip(bottoms, heights)]
+    ax.set_xlim(-0.8, len(layers) - 0.2)
+    ax.set_ylim(0, 1.3 * max(bottoms, default=0.0) or 1.0)  # headroom: the legend sits above the bars
+    ax.set_xticks(range(len(layers)))
+    ax.set_xticklabels([str(layer) for layer, _ in layers])
     ax.set_xlabel("layer (-1: embedding, final norm, LM head)")
     ax.set_ylabel("time (µs)")
-    ax.set_title(f"time per layer, {run.run.id}")
+    ax.set_title(f"time per layer, {data.chosen_run}")
     ax.tick_params(axis="x", labelsize=6)
-    ax.legend(fontsize=6, ncol=4)
-    _save(fig, path)
-    plt.close(fig)
+    ax.legend(fontsize=6, ncol=min(8, max(1, len(roles))), loc="upper left")
+    _margins(fig, left=0.8, right=0.2, bottom=0.55, top=0.35)
+    _save_png(fig, path)
 
 
-def plot_roofline(result: TraceResult, run: RunResult, path: Path) -> None:
-    plt = _pyplot()
-    hw = result.hardware
-    peak_flops = 2 * hw.compute.fp16_macs_per_cycle * hw.cores * hw.clock_ghz * 1e9
-    bandwidth = hw.memory.dram.bandwidth_gb_s * 1e9
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _power_of_ten(value: float, _position=None) -> str:
+    if value <= 0:
+        return ""
+    exponent = math.log10(value)
+    if abs(exponent - round(exponent)) > 1e-9:
+        return f"{value:g}"
+    return "10" + str(int(round(exponent))).translate(_SUPERSCRIPT)
+
+
+def plot_roofline(data: PlotData, path: Path) -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    fig = _figure(7, 4.5)
+    ax = fig.subplots()
     intensities = [10 ** (i / 10) for i in range(-20, 51)]
-    ax.plot(intensities, [min(peak_flops, bandwidth * x) / 1e12 for x in intensities], color="black",
-            label=f"fp16 roofline ({peak_flops / 1e12:.0f} TFLOP/s, {hw.memory.dram.bandwidth_gb_s:g} GB/s)")
-    dense = next((r for r in result.runs if r.run.pattern == "dense" and r.run.precision == run.run.precision), None)
-    for subject, marker in ((dense, "o"), (run, "^")):
-        if subject is None:
-            continue
-        points = [(2 * op.useful_macs / op.dram_bytes, 2 * op.useful_macs / (op.cycles / (hw.clock_ghz * 1e9)) / 1e12)
-                  for op in subject.ops if op.useful_macs > 0 and op.dram_bytes > 0 and op.cycles > 0]
-        if points:
-            ax.scatter([p[0] for p in points], [p[1] for p in points], marker=marker, s=14, alpha=0.6,
-                       label=f"ops of {subject.run.id}")
+    bandwidth_tb_s = data.bandwidth_gb_s / 1e3
+    ax.plot(intensities, [min(data.peak_tflops, bandwidth_tb_s * x) for x in intensities], color="black",
+            label=f"fp16 roofline ({data.peak_tflops:.0f} TFLOP/s, {data.bandwidth_gb_s:g} GB/s)")
+    for series in data.roofline:
+        ax.scatter([p[0] for p in series.points], [p[1] for p in series.points], marker=series.marker, s=14,
+                   alpha=0.6, label=f"ops of {series.run_id}")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.minorticks_off()
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(FuncFormatter(_power_of_ten))
     ax.set_xlabel("arithmetic intensity (useful FLOP per DRAM byte)")
     ax.set_ylabel("achieved TFLOP/s (useful)")
-    ax.legend(fontsize=7)
-    _save(fig, path)
-    plt.close(fig)
+    ax.legend(fontsize=7, loc="upper left")
+    _margins(fig, left=0.85, right=0.2, bottom=0.6, top=0.2)
+    _save_png(fig, path)
+
+
+def draw_plots(data: PlotData, out_dir: Path, stop=None) -> dict[str, str]:
+    """Write the PNGs in this process; return {title: file name} in report order. ``stop``: called
+    before each plot; when it returns true, KeyboardInterrupt is raised there (between files)."""
+    for draw, name in ((plot_speedup_io, "speedup_io.png"), (plot_layers, "layers.png"),
+                       (plot_roofline, "roofline.png")):
+        if stop is not None and stop():
+            raise KeyboardInterrupt
+        draw(data, out_dir / name)
+    return plot_titles(data)
 
 
 def write_plots(result: TraceResult, out_dir: Path, chosen_run_id: str | None = None) -> dict[str, str]:
-    """Write the PNGs; return {title: file name} in report order."""
-    chosen = choose_run(result, chosen_run_id)
-    plot_speedup_io(result, out_dir / "speedup_io.png")
-    plot_layers(chosen, result.hardware.clock_ghz, out_dir / "layers.png")
-    plot_roofline(result, chosen, out_dir / "roofline.png")
-    return {"Speedup and I/O savings per run": "speedup_io.png", f"Time per layer ({chosen.run.id})": "layers.png",
-            "Roofline with ops as points": "roofline.png"}
+    """Write the PNGs in this process; return {title: file name} in report order."""
+    return draw_plots(plot_data(result, chosen_run_id), out_dir)

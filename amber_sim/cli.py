@@ -146,16 +146,21 @@ def default_report_dir(trace_path: str, hw_name: str) -> Path:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from amber_sim.report.files import write_report
-    from amber_sim.report.terminal import print_report
-    from amber_sim.sim.engine import simulate_trace
+    from amber_sim.report.plots import PlotWorker
 
-    hardware, trace = _load_inputs(args)
-    console = _console()
-    result = simulate_trace(hardware, trace)
-    print_report(result, console, args.run, args.top)
-    out_dir = Path(args.out) if args.out else default_report_dir(trace.source_path, hardware.name)
-    written = write_report(result, out_dir, args.run)
+    # Fork the plot process first: it imports matplotlib while this one loads and simulates, then
+    # draws while this one writes report.json and ops.csv (docs/metrics.md, "Report files").
+    with PlotWorker() as plotter:
+        from amber_sim.report.files import write_report
+        from amber_sim.report.terminal import print_report
+        from amber_sim.sim.engine import simulate_trace
+
+        hardware, trace = _load_inputs(args)
+        console = _console()
+        result = simulate_trace(hardware, trace)
+        print_report(result, console, args.run, args.top)
+        out_dir = Path(args.out) if args.out else default_report_dir(trace.source_path, hardware.name)
+        written = write_report(result, out_dir, args.run, plotter=plotter)
     console.print(f"wrote {len(written)} files to {out_dir}/ (report.md, report.json, ops.csv, plots)")
     return 0
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import multiprocessing
+import os
+import signal
 
 import pytest
 
@@ -177,3 +180,65 @@ def test_plots_exist_and_are_not_blank(tiny_result, tmp_path):
             colors = image.convert("RGB").getcolors(maxcolors=1 << 16)
             assert colors is None or len(colors) > 20, name  # drawn, not one flat color
         assert f"]({name})" in markdown
+
+# ---------------------------------------------------------------- the plot process: same bytes, Ctrl-C, errors
+
+def test_plots_drawn_in_the_child_match_those_drawn_here(tiny_result, tmp_path):
+    write_report(tiny_result, tmp_path / "forked")
+    write_report(tiny_result, tmp_path / "here", fork_plots=False)
+    for name in ("speedup_io.png", "layers.png", "roofline.png", "report.md", "report.json"):
+        assert (tmp_path / "forked" / name).read_bytes() == (tmp_path / "here" / name).read_bytes(), name
+
+
+def _leftovers(directory):
+    return sorted(path.name for path in directory.iterdir() if path.name.startswith(".") or path.suffix == ".tmp")
+
+
+def test_ctrl_c_in_the_plot_process_leaves_no_partial_file(tiny_result, tmp_path, monkeypatch):
+    parent, real_fsync, calls = os.getpid(), os.fsync, []
+
+    def fsync(fd):  # in the child, Ctrl-C while the second plot's temporary file is being written
+        if os.getpid() != parent:
+            calls.append(fd)
+            if len(calls) == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(tiny_result, tmp_path)
+    names = sorted(path.name for path in tmp_path.iterdir())
+    # the plot being written is finished, the next one is not started
+    assert "speedup_io.png" in names and "layers.png" in names and "roofline.png" not in names
+    assert (tmp_path / "layers.png").read_bytes().endswith(b"IEND\xaeB`\x82")
+    assert "report.md" not in names and _leftovers(tmp_path) == []
+    assert multiprocessing.active_children() == []
+
+
+def test_ctrl_c_in_the_parent_interrupts_the_plots_and_waits(tiny_result, tmp_path, monkeypatch):
+    from amber_sim.report import files
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(files, "ops_csv", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(tiny_result, tmp_path)
+    assert multiprocessing.active_children() == []
+    assert _leftovers(tmp_path) == [] and not (tmp_path / "ops.csv").exists() and not (tmp_path / "report.md").exists()
+    for path in tmp_path.glob("*.png"):  # whatever plot was written is whole
+        assert path.read_bytes().endswith(b"IEND\xaeB`\x82")
+    json.loads((tmp_path / "report.json").read_text())
+
+
+def test_a_plot_error_is_raised_with_its_traceback(tiny_result, tmp_path, monkeypatch):
+    from amber_sim.report import plots
+
+    def broken(data, path):
+        raise ValueError("no roofline today")
+
+    monkeypatch.setattr(plots, "plot_roofline", broken)
+    with pytest.raises(RuntimeError, match="(?s)plot process.*ValueError: no roofline today"):
+        write_report(tiny_result, tmp_path)
+    assert multiprocessing.active_children() == []
+    assert not (tmp_path / "report.md").exists() and _leftovers(tmp_path) == []

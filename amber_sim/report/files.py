@@ -17,12 +17,16 @@ import json
 import math
 import operator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from amber_sim import __version__
 from amber_sim.atomic import atomic_write_text
 from amber_sim.hw.config import hardware_to_dict
 from amber_sim.report.metrics import RunRow, baseline_phrase, choose_run, layer_rows, run_rows
 from amber_sim.sim.engine import OpResult, RunResult, TraceResult
+
+if TYPE_CHECKING:
+    from amber_sim.report.plots import PlotWorker
 
 OPS_CSV_COLUMNS = (
     "run_id", "name", "layer", "role", "kind", "mode", "data_pattern", "hw_pattern", "mapping", "cycles",
@@ -187,18 +191,37 @@ def report_markdown(result: TraceResult, plots: dict[str, str], chosen_run_id: s
     return "\n".join(lines)
 
 
-def write_report(result: TraceResult, out_dir: Path, chosen_run_id: str | None = None) -> list[Path]:
-    """Write report.json, ops.csv, the plots and report.md into ``out_dir`` (created if missing)."""
-    from amber_sim.report.plots import write_plots
+def write_report(result: TraceResult, out_dir: Path, chosen_run_id: str | None = None, *,
+                 plotter: PlotWorker | None = None, fork_plots: bool = True) -> list[Path]:
+    """Write report.json, ops.csv, the plots and report.md into ``out_dir`` (created if missing).
 
+    The plots are drawn by ``plotter`` (the main job's, forked before the simulation), else by a
+    PlotWorker started here (a forked child where the platform has fork and ``fork_plots``), while this
+    process writes report.json and ops.csv; this returns once every file is written. On an error or
+    Ctrl-C the child is interrupted and waited for: each file is complete or absent.
+    """
+    from amber_sim.report.plots import PlotWorker, plot_data
+
+    chosen_run = choose_run(result, chosen_run_id)  # a bad --run fails here, before anything is drawn
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = run_rows(result)
-    ops = [op_rows(run, op_columns()) for run in result.runs]
-    written = [
-        atomic_write_text(out_dir / "report.json", report_json(report_dict(result, chosen_run_id, rows=rows, ops=ops))),
-        atomic_write_text(out_dir / "ops.csv", ops_csv(result, ops)),
-    ]
-    plots = write_plots(result, out_dir, chosen_run_id)
+    own_plotter = plotter is None
+    if own_plotter:
+        plotter = PlotWorker(fork=fork_plots)
+    try:
+        plotter.submit(plot_data(result, chosen_run.run.id, rows), out_dir)
+        ops = [op_rows(run, op_columns()) for run in result.runs]
+        written = [
+            atomic_write_text(out_dir / "report.json",
+                              report_json(report_dict(result, chosen_run_id, rows=rows, ops=ops))),
+            atomic_write_text(out_dir / "ops.csv", ops_csv(result, ops)),
+        ]
+        plots = plotter.wait()
+    except BaseException:
+        plotter.cancel()
+        raise
+    if own_plotter:
+        plotter.close()
     written += [out_dir / name for name in plots.values()]
     written.append(atomic_write_text(out_dir / "report.md", report_markdown(result, plots, chosen_run_id, rows=rows)))
     return written

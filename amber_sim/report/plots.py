@@ -1,7 +1,10 @@
 """PNG plots of a report (matplotlib's Agg canvas, deterministic metadata).
 
 The numbers a plot shows are gathered first (``plot_data``: a small picklable ``PlotData``), then
-drawn (``draw_plots``). This module imports neither matplotlib nor the simulator at import time.
+drawn (``draw_plots``). The main job draws in a child process (``PlotWorker``) forked before the
+simulation: the child imports matplotlib (about 0.25 s) while the parent loads and simulates, then
+draws while the parent writes report.json and ops.csv. This module imports neither matplotlib nor
+the simulator at import time, so the forked child stays lean.
 
 Each plot has a fixed number of artists whatever the op count: bars per run, one collection per
 role for the stacked layer bars, one scatter per run for the roofline. The margins are fixed or
@@ -14,6 +17,11 @@ from __future__ import annotations
 
 import io
 import math
+import multiprocessing
+import os
+import signal
+import sys
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -255,3 +263,168 @@ def draw_plots(data: PlotData, out_dir: Path, stop=None) -> dict[str, str]:
 def write_plots(result: TraceResult, out_dir: Path, chosen_run_id: str | None = None) -> dict[str, str]:
     """Write the PNGs in this process; return {title: file name} in report order."""
     return draw_plots(plot_data(result, chosen_run_id), out_dir)
+
+
+def _warm_up() -> None:
+    """Import what drawing needs and load the font (what the first plot would otherwise pay)."""
+    import importlib
+
+    for module in ("matplotlib.backends.backend_agg", "matplotlib.collections", "matplotlib.figure", "matplotlib.ticker"):
+        importlib.import_module(module)
+    from matplotlib import font_manager
+
+    font_manager.get_font(font_manager.findfont(font_manager.FontProperties()))
+
+
+# ---------------------------------------------------------------- in a child process
+
+EXIT_INTERRUPTED = 130
+_CANCEL_TIMEOUT_S = 60.0
+
+
+_interrupted = False  # in the child: a SIGINT arrived
+
+
+def _note_interrupt(signum, frame) -> None:
+    # The child never raises from the signal handler: an exception raised there can surface anywhere,
+    # even in a weakref callback that swallows it. It stops between files instead, so a plot being
+    # written is finished (under a second) and none is left half-written.
+    global _interrupted
+    _interrupted = True
+
+
+def _interrupt_requested() -> bool:
+    return _interrupted
+
+
+def _serve(connection, parent_end) -> None:
+    """The child: warm up, then draw each (PlotData, out_dir) received and answer ("ok" | "error", text),
+    until the parent closes its end (exit 0) or a SIGINT arrives (exit 130, between two files)."""
+    signal.signal(signal.SIGINT, _note_interrupt)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the parent around the fork
+    parent_end.close()
+    try:
+        try:
+            _warm_up()
+        except Exception:  # noqa: BLE001 - drawing reports the same error, with its traceback
+            pass
+        while not _interrupted:
+            try:
+                data, out_dir = connection.recv()
+            except EOFError:  # the parent is done (or cancelled us)
+                break
+            if _interrupted:
+                break
+            try:
+                draw_plots(data, out_dir, stop=_interrupt_requested)
+                answer = ("ok", "")
+            except KeyboardInterrupt:
+                break
+            except BaseException:  # noqa: BLE001 - sent to the parent, which raises it
+                answer = ("error", traceback.format_exc())
+            try:
+                connection.send(answer)
+            except OSError:  # the parent is gone
+                break
+    finally:
+        connection.close()
+    sys.exit(EXIT_INTERRUPTED if _interrupted else 0)
+
+
+class PlotWorker:
+    """Draws plots in a child process forked when the worker is made (where the platform has fork and
+    ``fork`` is true; otherwise ``submit`` draws in this process). Use as a context manager: on a normal
+    exit the child is let go and waited for; on an exception or Ctrl-C it is interrupted as Ctrl-C would
+    (it finishes the file it is writing, writes no other, and exits) and waited for. Every plot file is
+    written atomically: it is complete or absent."""
+
+    def __init__(self, fork: bool = True):
+        self._process = None
+        self._connection = None
+        self._pending: dict[str, str] | None = None
+        if not fork or "fork" not in multiprocessing.get_all_start_methods():
+            return
+        context = multiprocessing.get_context("fork")
+        parent_end, child_end = context.Pipe()
+        process = context.Process(target=_serve, args=(child_end, parent_end), name="amber-sim-plots", daemon=True)
+        # SIGINT stays blocked in the child until its handler is installed (an early Ctrl-C is then
+        # handled like a later one, rather than printing a traceback from multiprocessing).
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            process.start()  # flushes stdout/stderr first, so the child never repeats buffered output
+        finally:
+            child_end.close()
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        self._process, self._connection = process, parent_end
+
+    @property
+    def forked(self) -> bool:
+        return self._process is not None
+
+    def submit(self, data: PlotData, out_dir: Path) -> None:
+        """Start drawing (in the child; here, at once, without one). ``wait()`` for the result."""
+        titles = plot_titles(data)
+        if self._process is None:
+            self._pending = draw_plots(data, out_dir)
+            return
+        self._pending = titles
+        self._connection.send((data, Path(out_dir)))
+
+    def wait(self) -> dict[str, str]:
+        """{title: file name} once the submitted plots are written. Raises KeyboardInterrupt if the child
+        was interrupted, RuntimeError (with the child's traceback) if drawing failed."""
+        if self._pending is None:
+            raise RuntimeError("PlotWorker.wait() without submit()")
+        if self._process is not None:
+            try:
+                status, message = self._connection.recv()
+            except EOFError:
+                self._process.join()
+                code = self._process.exitcode
+                if code in (EXIT_INTERRUPTED, -signal.SIGINT):
+                    raise KeyboardInterrupt from None
+                raise RuntimeError(f"the plot process exited with code {code} before writing the plots") from None
+            if status != "ok":
+                self._pending = None
+                raise RuntimeError(f"drawing the plots failed in the plot process:\n{message}")
+        titles, self._pending = self._pending, None
+        return titles
+
+    def close(self) -> None:
+        """Let the child go and wait for it: it finishes the plots in flight, if any, then exits."""
+        if self._process is None:
+            return
+        self._connection.close()
+        if self._pending is None:  # idle or still importing: it writes nothing, no need to wait for it
+            self._process.terminate()
+        self._process.join()
+        self._process = None
+
+    def cancel(self) -> None:
+        """Stop the child and wait for it. Plots in flight are interrupted as Ctrl-C would: the child
+        finishes the file it is writing and writes no other."""
+        if self._process is None:
+            return
+        self._connection.close()  # an idle child sees the end of the pipe
+        if self._pending is None:  # idle or still importing: it writes nothing
+            self._process.terminate()
+        elif self._process.exitcode is None:
+            try:
+                os.kill(self._process.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+        self._process.join(timeout=_CANCEL_TIMEOUT_S)
+        if self._process.exitcode is None:  # never expected: a plot takes well under a second
+            self._process.terminate()
+            self._process.join()
+        self._process = None
+        self._pending = None
+
+    def __enter__(self) -> PlotWorker:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.cancel()

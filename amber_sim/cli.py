@@ -17,6 +17,8 @@ from amber_sim.errors import InputError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+# Every file is written whole (temp file + rename); an interrupt can only stop before some of them.
+INTERRUPTED_MESSAGE = "amber-sim: interrupted; no file was left half-written (files not yet written are missing)"
 
 
 def _console():
@@ -558,7 +560,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         if debug:
             raise
-        print("amber-sim: interrupted; no partial output was written", file=sys.stderr)
+        print(INTERRUPTED_MESSAGE, file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except SystemError as error:  # Ctrl-C inside a Numba kernel surfaces as a SystemError caused by it
+        if debug or not isinstance(error.__cause__ or error.__context__, KeyboardInterrupt):
+            raise
+        print(INTERRUPTED_MESSAGE, file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

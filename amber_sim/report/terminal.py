@@ -54,8 +54,13 @@ def explain_op(op: OpResult, clock_ghz: float) -> list[str]:
              f"  rule: {op.rule}"]
     if op.kind == "vector":
         lines += [f"  vector compute: {op.compute_cycles:,} cycles; DRAM traffic: {op.load_cycles:,} cycles "
-                  f"({op.other_bytes:,.0f} bytes); latency {op.latency_cycles:,}",
-                  f"  cycles = latency + max(compute, traffic) = {op.cycles:,}"]
+                  f"({op.other_bytes - op.sparsifier_bytes:,.0f} bytes); latency {op.latency_cycles:,}"]
+        if op.sparsifier_cycles or op.sparsifier_bytes:
+            lines += [f"  fused selections of its pruned consumers add {op.sparsifier_cycles:,} cycles and "
+                      f"{op.sparsifier_bytes:,.0f} bytes of extra writes",
+                      f"  cycles = latency + max(compute, traffic) + selections = {op.cycles:,}"]
+        else:
+            lines += [f"  cycles = latency + max(compute, traffic) = {op.cycles:,}"]
     else:
         lines += [
             f"  mapping: {op.mapping} (tm x tn x tk / block order / accumulator buffers)",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amber_sim.sim.engine import RunResult, TraceResult
+from amber_sim.sim.engine import TWIN, RunResult, TraceResult
 from amber_sim.trace_summary import summarize_run
 
 
@@ -33,13 +33,13 @@ class RunRow:
     energy_mj: float | None
 
 
-ALL_DENSE_TWIN = "all-dense twin"
+ALL_DENSE_TWIN = TWIN
 
 
 def run_baseline(result: RunResult) -> str:
-    """The run id of the trace's dense run of the same precision, or "all-dense twin" (the same run with
-    every op dense) when the trace has none; the engine sets ``RunResult.baseline``."""
-    return getattr(result, "baseline", ALL_DENSE_TWIN)
+    """The run id of the trace's dense run of the same precision, or "all-dense twin" (the run with every op
+    dense and its sparse-only work dropped) when the trace has none."""
+    return result.baseline
 
 
 def baseline_phrase(rows: list[RunRow]) -> str:
@@ -54,19 +54,18 @@ def baseline_phrase(rows: list[RunRow]) -> str:
 
 def run_row(result: RunResult) -> RunRow:
     run = result.run
-    metrics = run.metrics or {}
+    accuracy = run.metrics or {}
+    numbers = result.numbers
     return RunRow(
         run_id=run.id, pattern=run.pattern, criterion=run.criterion, policy=run.policy, mitigation=run.mitigation,
-        precision=run.precision, baseline=run_baseline(result), prefill_ms=result.time_ms,
-        prefill_cycles=result.totals.cycles,
-        dense_cycles=result.dense.cycles, linear_speedup=result.speedup_linear,
-        end_to_end_speedup=result.speedup_end_to_end, compute_utilization=result.totals.compute_utilization,
-        dram_bytes=result.totals.dram_bytes, activation_io_savings=result.activation_io_savings,
-        io_savings=result.io_savings,
+        precision=run.precision, baseline=run_baseline(result), prefill_ms=numbers.prefill_ms,
+        prefill_cycles=numbers.prefill_cycles, dense_cycles=numbers.baseline_cycles,
+        linear_speedup=numbers.linear_speedup, end_to_end_speedup=numbers.end_to_end_speedup,
+        compute_utilization=numbers.compute_utilization, dram_bytes=numbers.dram_bytes,
+        activation_io_savings=numbers.activation_io_savings, io_savings=numbers.io_savings,
         sparsified_linear_flop_share=summarize_run(run).sparsified_linear_flop_share,
-        perplexity=metrics.get("perplexity"), top1_agreement=metrics.get("top1_agreement"),
-        dominant_bound=result.totals.dominant_bound,
-        energy_mj=None if result.totals.energy_pj is None else result.totals.energy_pj * 1e-9,
+        perplexity=accuracy.get("perplexity"), top1_agreement=accuracy.get("top1_agreement"),
+        dominant_bound=numbers.dominant_bound, energy_mj=numbers.energy_mj,
     )
 
 

@@ -85,24 +85,25 @@ class RunResult:
     clock_ghz: float
 
     @property
-    def metrics(self) -> RunMetrics:
+    def numbers(self) -> RunMetrics:
+        """The run's metrics against its baseline (docs/metrics.md; sim.metrics.run_metrics)."""
         return metrics.run_metrics(self.totals, self.dense, self.clock_ghz)
 
     @property
     def speedup_end_to_end(self) -> float:
-        return self.dense.cycles / self.totals.cycles if self.totals.cycles else 1.0
+        return self.numbers.end_to_end_speedup
 
     @property
     def speedup_linear(self) -> float:
-        return self.dense.linear_cycles / self.totals.linear_cycles if self.totals.linear_cycles else 1.0
+        return self.numbers.linear_speedup
 
     @property
     def activation_io_savings(self) -> float:
-        return 1.0 - self.totals.activation_bytes / self.dense.activation_bytes if self.dense.activation_bytes else 0.0
+        return self.numbers.activation_io_savings
 
     @property
     def io_savings(self) -> float:
-        return 1.0 - self.totals.dram_bytes / self.dense.dram_bytes if self.dense.dram_bytes else 0.0
+        return self.numbers.io_savings
 
 
 @dataclass(frozen=True)
@@ -240,7 +241,7 @@ def _simulate_vector_op(hw: HardwareConfig, key: OpKey) -> OpResult:
     latency = latency_cycles(hw) if traffic else 0
     rule = "vector unit, streamed from DRAM" if traffic else "vector unit; input and output stay on chip (fused attention)"
     cost = NO_SPARSIFIER
-    fused = tuple(c for c in key.fused_consumers if fuses_with(hw, "vector"))
+    fused = key.fused_consumers if fuses_with(hw, "vector") else ()
     selection_ops = 0.0
     if fused:
         consumers = []

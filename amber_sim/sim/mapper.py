@@ -121,42 +121,76 @@ def _block_work(p, tm, tn, tk, unit_m, unit_n, rows, cols, k_len):  # pragma: no
 
 
 @njit(cache=True)
+def _segment_sums(p, tm, tn, tk, lo, hi, order_rows, o, first, per_byte, residue_work,
+                  residue_port):  # pragma: no cover - compiled
+    """Add the blocks of outer index ``o`` (global block indices from ``first``) to the residue sums; return
+    (output bytes, issued MACs, the most memory-queue cycles of one block)."""
+    unit_m, unit_n = padding_units(p)
+    cores = p.cores
+    per_stored_byte = cores / p.dram_bytes_per_cycle
+    out_total = 0.0; issued = 0.0; largest_port = 0.0
+    classes = segment_classes(p, tm, tn, lo, hi, order_rows, o)
+    walk = classes[0] < 0  # shapes vary block by block
+    for c in range(hi[o] - lo[o] if walk else classes[0]):
+        if walk:
+            inner = lo[o] + c
+            rows, cols, k_len = block_shape(p, tm, tn, o if order_rows else inner, inner if order_rows else o)
+            count = 1
+        else:
+            count, rows, cols, k_len = classes[1 + 4 * c], classes[2 + 4 * c], classes[3 + 4 * c], classes[4 + 4 * c]
+        work, block_issued = _block_work(p, tm, tn, tk, unit_m, unit_n, rows, cols, k_len)
+        port = ((rows * p.a_bytes_per_element + cols * p.b_bytes_per_element) * k_len * per_byte
+                + rows * cols * p.out_bytes_per_element * per_stored_byte)
+        largest_port = max(largest_port, port)
+        out_total += count * rows * cols * p.out_bytes_per_element
+        issued += count * block_issued
+        add_to_residues(residue_work, first, count, work, cores)
+        add_to_residues(residue_port, first, count, port, cores)
+        first += count
+    return out_total, issued, largest_port
+
+
+@njit(cache=True)
 def block_accounting(p, tm, tn, tk, lo, hi, start, order_rows, dram_fraction):  # pragma: no cover - compiled
     """Per-block sums of a mapping, each class of equal blocks at once (core c holds blocks g ≡ c mod cores):
     (matrix-unit cycles per core, memory-queue cycles per core at full contention, the most such cycles of
     one block, output bytes, issued MACs). The memory-queue cycles are the block's loads and store as the
-    pipeline charges them when every core is active, before rounding up."""
+    pipeline charges them when every core is active, before rounding up.
+
+    Without causality every outer index but the last holds the same blocks, so one of them is summed and
+    repeated: outer index o starts at block o·L, which only shifts its residues by o·L mod cores."""
     cores = p.cores
-    unit_m, unit_n = padding_units(p)
-    out_total = 0.0; issued = 0.0; largest_port = 0.0
     per_byte = cycles_per_loaded_byte(p, cores, dram_fraction)
-    per_stored_byte = cores / p.dram_bytes_per_cycle
     residue_work = np.zeros(cores, dtype=np.int64)  # one batch element's block work by block index mod cores
     residue_port = np.zeros(cores)
-    for o in range(lo.shape[0]):
-        classes = segment_classes(p, tm, tn, lo, hi, order_rows, o)
-        first = start[o]
-        n_classes = classes[0]
-        walk = n_classes < 0  # shapes vary block by block
-        count_total = hi[o] - lo[o] if walk else n_classes
-        for c in range(count_total):
-            if walk:
-                inner = lo[o] + c
-                mi = o if order_rows else inner
-                ni = inner if order_rows else o
-                rows, cols, k_len = block_shape(p, tm, tn, mi, ni)
-                count = 1
-            else:
-                count, rows, cols, k_len = classes[1 + 4 * c], classes[2 + 4 * c], classes[3 + 4 * c], classes[4 + 4 * c]
-            work, block_issued = _block_work(p, tm, tn, tk, unit_m, unit_n, rows, cols, k_len)
-            port = ((rows * p.a_bytes_per_element + cols * p.b_bytes_per_element) * k_len * per_byte
-                    + rows * cols * p.out_bytes_per_element * per_stored_byte)
-            largest_port = max(largest_port, port)
-            out_total += count * rows * cols * p.out_bytes_per_element
-            issued += count * block_issued
-            add_to_residues(residue_work, first, count, work, cores)
-            add_to_residues(residue_port, first, count, port, cores)
-            first += count
+    n_outer = lo.shape[0]
+    out_total = 0.0; issued = 0.0; largest_port = 0.0
+    first_walked = 0
+    if p.causal == CAUSAL_NONE and n_outer > 2:
+        repeated = n_outer - 1
+        one_work = np.zeros(cores, dtype=np.int64)
+        one_port = np.zeros(cores)
+        out_one, issued_one, largest_port = _segment_sums(p, tm, tn, tk, lo, hi, order_rows, 0, 0, per_byte,
+                                                          one_work, one_port)
+        out_total = out_one * repeated
+        issued = issued_one * repeated
+        length = start[1]
+        shifts = np.zeros(cores, dtype=np.int64)  # how many repeated outer indices start at each residue
+        period = cores // math.gcd(length % cores, cores) if length % cores else 1
+        for o in range(min(repeated, period)):
+            shifts[(o * length) % cores] += (repeated - 1 - o) // period + 1
+        for shift in range(cores):
+            if shifts[shift]:
+                for r in range(cores):
+                    residue_work[(r + shift) % cores] += shifts[shift] * one_work[r]
+                    residue_port[(r + shift) % cores] += shifts[shift] * one_port[r]
+        first_walked = repeated
+    for o in range(first_walked, n_outer):
+        out_o, issued_o, largest_o = _segment_sums(p, tm, tn, tk, lo, hi, order_rows, o, start[o], per_byte,
+                                                   residue_work, residue_port)
+        out_total += out_o
+        issued += issued_o
+        largest_port = max(largest_port, largest_o)
     core_work = work_per_core(residue_work, start[-1], p.batch, cores)
     core_port = work_per_core(residue_port, start[-1], p.batch, cores)
     return core_work, core_port, largest_port, out_total * p.batch, issued * p.batch

@@ -453,10 +453,11 @@ def test_buffer_energy_counts_fills_without_an_l2():
 
 # ---------------------------------------------------------------- the fast-forwards are exact
 
-def _reference_timeline(p, tm, tn, tk, acc, order_rows):
+def _reference_timeline(p, tm, tn, tk, acc, order_rows, every_core=False):
     """The pipeline of docs/model.md §2 stepped one step at a time, with no periodic jump, no closed form
     and no block layout: the blocks are listed one by one. Returns (cycles, load, compute, store, steps) of
-    the critical core (the longest of core 0, the core with the most tile work and the last block's core)."""
+    the critical core: the longest timeline of core 0, the core with the most tile work, the last block's
+    core and the core with the most memory-queue time (ties in that order)."""
     M, K, N, batch, cores = (int(p[name]) for name in ("M", "K", "N", "batch", "cores"))
     causal = int(p["causal"])
     mb, nb = -(-M // tm), -(-N // tn)
@@ -494,8 +495,17 @@ def _reference_timeline(p, tm, tn, tk, acc, order_rows):
         work[g % cores] += sum(tile_cycles(p, padded(rows, unit_m, tm), padded(cols, unit_n, tn), k)
                                + int(p["overhead_cycles_per_step"]) for k in chunks(k_len))
     heaviest = max(range(cores), key=lambda c: (work[c], -c))
+    port = [0.0] * cores  # memory-queue time, before rounding
+    for g in range(total):
+        rows, cols, k_len = blocks[g % len(blocks)]
+        active = min(cores, total - (g // cores) * cores)
+        share = max(active / float(p["l2_bytes_per_cycle"]), fraction * active / float(p["dram_bytes_per_cycle"]))
+        port[g % cores] += ((rows * float(p["a_bytes_per_element"]) + cols * float(p["b_bytes_per_element"])) * k_len
+                            * share + rows * cols * float(p["out_bytes_per_element"]) * active
+                            / float(p["dram_bytes_per_cycle"]))
+    busiest = max(range(cores), key=lambda c: (port[c], -c))
     best = None
-    for core in dict.fromkeys((0, heaviest, (total - 1) % cores)):
+    for core in dict.fromkeys((0, heaviest, (total - 1) % cores, busiest, *(range(cores) if every_core else ()))):
         stage, acc_free, port, compute_end, end, step = [0, 0], [0, 0], 0, 0, 0, 0
         busy = [0, 0, 0]
         for g in range(core, total, cores):
@@ -571,3 +581,43 @@ def test_nothing_outside_the_simulator_uses_its_private_names():
                                                                                  "compute", "sparse", "schedule", "blocks")):
                     offenders.append(f"{path.name}: {node.value.id}.{node.attr}")
     assert not offenders, offenders
+
+
+def test_a_core_with_a_contended_big_block_is_critical():
+    """P·V-like causal reduction, 30×30×8 on 5 cores (1×4×4 cube, 1 B/cycle), tiles 5×8×4: block row r reduces
+    over 5(r + 1) positions. Cores 0-4 take rows 0-4 in a full wave, then core 0 takes row 5 alone. Core 4's
+    row (650 B) loads while 5 cores share the bandwidth and ends last, at 3660 cycles; core 0, the core with the
+    most work and the last block's core, ends at 1930, which is what the old three-core rule reported. The
+    core with the most memory-queue time is timed too, and here that is every core's maximum."""
+    hw = tiny_hw(cores=5, cube={"m": 1, "n": 4, "k": 4}, dram_bytes_per_cycle=1.0)
+    p = gemm_params(hw, dataclasses.replace(dense_work(30, 30, 8), causal="reduction"))
+    out = np.zeros(13)
+    assert time_mapping(p, 5, 8, 4, 2, True, out, 9.0e18)
+    assert int(out[0]) == _reference_timeline(p, 5, 8, 4, 2, True, every_core=True)[0] == 3660
+
+
+@pytest.mark.parametrize("shape,causal,tiles", [
+    ((64, 32, 64), "none", [(8, 8, 4), (16, 8, 8), (16, 32, 32)]),
+    ((64, 16, 64), "output", [(8, 8, 4), (16, 8, 16)]),
+])
+def test_with_alike_blocks_the_critical_cores_give_every_cores_maximum(shape, causal, tiles):
+    """When every block has the same shape, every core runs one of two timelines and core 0 the longer: the
+    reported cycles are the maximum over all cores (docs/model.md §2), checked against timing every core."""
+    M, K, N = shape
+    p = gemm_params(tiny_hw(cores=3, cube={"m": 4, "n": 4, "k": 4}, latency_ns=10.0),
+                    dataclasses.replace(dense_work(M, K, N, batch=3), causal=causal))
+    for tm, tn, tk in tiles:
+        for acc in (1, 2):
+            out = np.zeros(13)
+            assert time_mapping(p, tm, tn, tk, acc, True, out, 9.0e18)
+            assert int(out[0]) == _reference_timeline(p, tm, tn, tk, acc, True, every_core=True)[0]
+
+
+def test_a_dense_run_is_its_own_baseline(smollm_trace, configs):
+    """Two dense fp16 runs in one trace (say two captures): each is its own baseline (speedup exactly 1), not
+    the first one's."""
+    dense = next(r for r in smollm_trace.runs if r.pattern == "dense" and r.precision == "fp16")
+    twin = dataclasses.replace(dense, id="dense/second", ops=dense.ops[:-1])  # a different dense run
+    trace = dataclasses.replace(smollm_trace, runs=(dense, twin))
+    for run in simulate_trace(configs["ascend_like"], trace).runs:
+        assert run.baseline == run.run.id and run.speedup_end_to_end == 1.0

@@ -54,13 +54,16 @@ def block_at(lo, start, order_rows, j):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
+def block_k(p, tm, mi):  # pragma: no cover - compiled
+    """Input channels block row mi reduces over: K, or for causal-reduction ops (P·V) the first (mi + 1)·tm
+    positions."""
+    return min(p.K, (mi + 1) * tm) if p.causal == CAUSAL_REDUCTION else p.K
+
+
+@njit(cache=True)
 def block_shape(p, tm, tn, mi, ni):  # pragma: no cover - compiled
-    """(rows, cols, k_len) of block (mi, ni): edge blocks hold only the real rows and columns; causal-reduction
-    ops (P·V) reduce block row mi over the first (mi + 1)·tm positions of K."""
-    rows = min(tm, p.M - mi * tm)
-    cols = min(tn, p.N - ni * tn)
-    k_len = min(p.K, (mi + 1) * tm) if p.causal == CAUSAL_REDUCTION else p.K
-    return rows, cols, k_len
+    """(rows, cols, k_len) of block (mi, ni): edge blocks hold only the real rows and columns (block_k)."""
+    return min(tm, p.M - mi * tm), min(tn, p.N - ni * tn), block_k(p, tm, mi)
 
 
 @njit(cache=True)

@@ -6,7 +6,7 @@ its sparsifier costs, schedule reads producer groups and fusion from the trace, 
 
 Identical ops are simulated once. An op's result depends on the op without its name, layer and
 producer name, and on its producer group (:class:`OpKey`); :func:`compile_trace` finds the distinct keys
-of a trace once (llama.json: tens of keys among 12,360 ops), :func:`simulate_keys` simulates them on
+of a trace once (llama.json: 104 keys among 6,180 ops), :func:`simulate_keys` simulates them on
 one hardware point, and the per-op results of every run are copies of those.
 """
 

@@ -22,7 +22,8 @@ from numba import njit
 
 from amber_sim.errors import InputError
 from amber_sim.hw.config import HardwareConfig, SparsityConfig, VectorConfig
-from amber_sim.sim.blocks import add_to_residues, block_layout, block_shape, segment_classes, work_per_core
+from amber_sim.sim.blocks import (add_to_residues, block_at, block_k, block_layout, block_shape, segment_classes,
+                                  work_per_core)
 from amber_sim.sim.compute import (CAUSAL_NONE, CAUSAL_OUTPUT, CAUSAL_REDUCTION, GEMM_PARAMS, cdiv, compute_unit,
                                    k_slice, padded, padding_units, set_compute_params, sparse_k, tile_cycles)
 from amber_sim.sim.memory import cycles_per_loaded_byte, dram_bytes, fill_bytes, latency_cycles, set_memory_params
@@ -96,12 +97,6 @@ class GemmResult:
 
 
 # ---------------------------------------------------------------- blocks and one mapping (compiled)
-
-@njit(cache=True)
-def _block_k(p, tm, mi):  # pragma: no cover - compiled
-    """Input channels block-row ``mi`` reduces over (causal reduction: the first (mi+1)·tm positions)."""
-    return min(p.K, (mi + 1) * tm) if p.causal == CAUSAL_REDUCTION else p.K
-
 
 @njit(cache=True)
 def _block_compute(p, rows_p, cols_p, k_len, tk):  # pragma: no cover - compiled
@@ -197,49 +192,102 @@ def block_accounting(p, tm, tn, tk, lo, hi, start, order_rows, dram_fraction):  
 
 
 @njit(cache=True)
-def _proven_cycles(p, core_work, core_port, largest_port):  # pragma: no cover - compiled
-    """A lower bound on the op's cycles from the always-simulated cores: the DRAM latency, then the larger of
-    the heaviest core's tile work and core 0's memory-queue time (all its blocks but one at full contention:
-    only the last wave can have fewer active cores, and a core has at most one block in it)."""
-    heaviest_work = core_work.max()
-    port = (core_port[0] - largest_port) * (1 - 1e-9)
-    return p.latency_cycles + max(heaviest_work, int(math.floor(max(port, 0.0))))
+def _core_bound(p, core_work, core_port, largest_port, core):  # pragma: no cover - compiled
+    """A lower bound on one core's timeline (0 for a core without blocks): the DRAM latency, then the larger of
+    its tile work and its memory-queue time (all its blocks but one at full contention: only the last wave
+    can have fewer active cores, and a core has at most one block in it)."""
+    if core_work[core] == 0:
+        return 0
+    port = (core_port[core] - largest_port) * (1 - 1e-9)
+    return p.latency_cycles + max(core_work[core], int(math.floor(max(port, 0.0))))
+
+
+@njit(cache=True)
+def _last_wave_port(p, tm, tn, lo, start, order_rows, per_batch, total_blocks, dram_fraction,
+                    core_port):  # pragma: no cover - compiled
+    """Per-core memory-queue time before rounding, exact: ``core_port`` (every block at full contention) with
+    the blocks of a partial last wave recharged at the bandwidth share they really get."""
+    cores = p.cores
+    active = total_blocks % cores
+    exact = core_port.copy()
+    if active == 0:
+        return exact
+    full = cycles_per_loaded_byte(p, cores, dram_fraction)
+    share = cycles_per_loaded_byte(p, active, dram_fraction)
+    for g in range(total_blocks - active, total_blocks):
+        mi, ni = block_at(lo, start, order_rows, g % per_batch)
+        rows, cols, k_len = block_shape(p, tm, tn, mi, ni)
+        load_bytes = (rows * p.a_bytes_per_element + cols * p.b_bytes_per_element) * k_len
+        store_bytes = rows * cols * p.out_bytes_per_element
+        exact[g % cores] -= (load_bytes * (full - share)
+                             + store_bytes * (cores - active) / p.dram_bytes_per_cycle)
+    return exact
+
+
+@njit(cache=True)
+def critical_cores(p, core_work, core_port, total_blocks):  # pragma: no cover - compiled
+    """The cores whose timelines are simulated, without repeats (-1 marks a repeat): core 0, the core with the
+    most tile work, the core holding the last block and the core with the most memory-queue time.
+
+    When every block has the same shape this is exact: every core then runs one of two timelines (with or
+    without a block in the last, partial wave) and core 0 runs the longer. Otherwise other cores could end
+    later; the four cover the compute-bound and memory-bound cases (docs/model.md §2)."""
+    cores = p.cores
+    heaviest = 0; busiest = 0
+    for c in range(cores):
+        if core_work[c] > core_work[heaviest]:
+            heaviest = c
+        if core_port[c] > core_port[busiest]:
+            busiest = c
+    chosen = np.array([0, heaviest, (total_blocks - 1) % cores, busiest], dtype=np.int64)
+    for i in range(1, 4):
+        for j in range(i):
+            if chosen[i] == chosen[j]:
+                chosen[i] = -1
+    return chosen
+
+
+@njit(cache=True)
+def _proven_cycles(p, core_work, core_port, largest_port, cores):  # pragma: no cover - compiled
+    """A lower bound on the op's cycles: the largest lower bound of its critical cores (the op lasts as long
+    as the longest of them)."""
+    bound = 0
+    for i in range(cores.shape[0]):
+        if cores[i] >= 0:
+            bound = max(bound, _core_bound(p, core_work, core_port, largest_port, cores[i]))
+    return bound
 
 
 @njit(cache=True)
 def time_mapping(p, tm, tn, tk, acc, order_rows, out, prune_above):  # pragma: no cover - compiled
-    """Fill ``out`` with the mapping's result; return False (out untouched) when the compute of its heaviest
-    core after the DRAM latency, a valid lower bound on its cycles, already exceeds ``prune_above``.
+    """Fill ``out`` with the mapping's result; return False (out untouched) when a valid lower bound on its
+    cycles (``_proven_cycles``) already exceeds ``prune_above``.
 
-    The op's cycles are the longest timeline among core 0, the core with the most compute and the core
-    holding the last block."""
-    batch = p.batch; cores = p.cores
+    The op's cycles are the longest timeline among the critical cores (``critical_cores``), its busy
+    counters those of that core."""
+    batch = p.batch
     lo, hi, start = block_layout(p, tm, tn, order_rows)
     per_batch = start[-1]
+    total_blocks = per_batch * batch
     a_fill, b_fill = fill_bytes(p, tm, tn, lo, hi, order_rows)
     dram_a, dram_b, dram_fraction = dram_bytes(p, tm, tn, order_rows, a_fill, b_fill)
     core_work, core_port, largest_port, out_total, issued = block_accounting(p, tm, tn, tk, lo, hi, start, order_rows,
                                                                              dram_fraction)
-    if _proven_cycles(p, core_work, core_port, largest_port) > prune_above:
+    cores = critical_cores(p, core_work, _last_wave_port(p, tm, tn, lo, start, order_rows, per_batch, total_blocks,
+                                                         dram_fraction, core_port), total_blocks)
+    if _proven_cycles(p, core_work, core_port, largest_port, cores) > prune_above:
         return False
-    heaviest = 0
-    for c in range(cores):
-        if core_work[c] > core_work[heaviest]:
-            heaviest = c
-    total_blocks = per_batch * batch
-    candidates = (0, heaviest, (total_blocks - 1) % cores)
     best = np.full(5, -1, dtype=np.int64)
-    for ci in range(3):
-        core = candidates[ci]
-        if (ci == 1 and core == candidates[0]) or (ci == 2 and (core == candidates[0] or core == candidates[1])):
+    for i in range(4):
+        if cores[i] < 0:
             continue
-        timeline = core_timeline(p, tm, tn, tk, acc, core, lo, start, order_rows, per_batch, total_blocks,
+        timeline = core_timeline(p, tm, tn, tk, acc, cores[i], lo, start, order_rows, per_batch, total_blocks,
                                  dram_fraction)
         if timeline[T_END] > best[T_END]:
             best[:] = timeline
     out[R_CYCLES] = best[T_END]; out[R_LOAD] = best[T_LOAD]; out[R_COMPUTE] = best[T_COMPUTE]
     out[R_STORE] = best[T_STORE]; out[R_STEPS] = best[T_STEPS]; out[R_BLOCKS] = total_blocks
-    out[R_WAVES] = cdiv(total_blocks, cores); out[R_TAIL] = total_blocks % cores
+    out[R_WAVES] = cdiv(total_blocks, p.cores); out[R_TAIL] = total_blocks % p.cores
     out[R_DRAM_A] = dram_a; out[R_DRAM_B] = dram_b; out[R_DRAM_OUT] = out_total
     out[R_FILL] = a_fill + b_fill; out[R_ISSUED] = issued
     return True
@@ -254,10 +302,10 @@ def quick_bound(p, tm, tn, tk):  # pragma: no cover - compiled
 
     The larger of: core 0's ceil(blocks/cores) blocks each costed as the smallest block (compute, and
     loads at the L2 rate with no DRAM share); for causal ops, the average compute per core, which the
-    heaviest core (always simulated) reaches. (``time_mapping`` then drops a candidate by the stronger
-    :func:`_proven_cycles` before timing it.)
+    heaviest core (always simulated) reaches. (``time_mapping`` also drops a candidate by
+    :func:`_proven_cycles`, the critical cores' own bounds, before timing it.)
     """
-    M = p.M; K = p.K; N = p.N; batch = p.batch; cores = p.cores; causal = p.causal
+    M = p.M; N = p.N; batch = p.batch; cores = p.cores; causal = p.causal
     unit_m, unit_n = padding_units(p)
     mb = cdiv(M, tm); nb = cdiv(N, tn)
     per_batch = mb * nb
@@ -269,7 +317,7 @@ def quick_bound(p, tm, tn, tk):  # pragma: no cover - compiled
             blocks = min(nb, ((mi + 1) * tm - 1) // tn + 1) if causal == CAUSAL_OUTPUT else nb
             per_batch += blocks
             rows_p = min(tm, padded(min(tm, M - mi * tm), unit_m))
-            k_row = _block_k(p, tm, mi)
+            k_row = block_k(p, tm, mi)
             edge = 1 if blocks == nb else 0  # the last column block may be narrower
             for narrow in range(2):
                 cols_p = min(tn, padded(N - (nb - 1) * tn, unit_n)) if narrow == 1 else tn
@@ -279,7 +327,7 @@ def quick_bound(p, tm, tn, tk):  # pragma: no cover - compiled
     total = per_batch * batch
     q = cdiv(total, cores)
     rows = min(tm, M - (mb - 1) * tm); cols = min(tn, N - (nb - 1) * tn)
-    k_len = min(K, tm) if causal == CAUSAL_REDUCTION else K
+    k_len = block_k(p, tm, 0)  # the smallest block: row 0
     rows_p = min(tm, padded(rows, unit_m)); cols_p = min(tn, padded(cols, unit_n))
     compute = _block_compute(p, rows_p, cols_p, k_len, tk)
     block_bytes = (rows * p.a_bytes_per_element + cols * p.b_bytes_per_element) * k_len

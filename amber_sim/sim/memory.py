@@ -6,7 +6,7 @@ docs/model.md §2 "Memory traffic and the L2 rule" and "Bandwidth".
 - A load of ``bytes`` by a core whose wave has ``active`` cores takes
   ⌈bytes · active · max(1 / L2_B_per_cycle, f / DRAM_B_per_cycle)⌉ cycles, f = DRAM bytes / fill bytes
   (:func:`cycles_per_loaded_byte`, :func:`step_cost`); a store ⌈bytes · active / DRAM_B_per_cycle⌉
-  (:func:`store_cycles`); the first load of an op also waits the DRAM latency.
+  (:func:`store_cycles`); the first load of each core also waits the DRAM latency.
 - With an L1, a step's compute takes at least its bytes / L1 bandwidth (the L1 → L0 transfers).
 """
 

@@ -3,7 +3,7 @@
 Each step (one K chunk of one block) loads its A and B chunk into one of two staging buffers, then
 computes on it:
 - the load of step s starts when the core's memory queue is free and its buffer was released (the
-  compute of step s−2 ended); the first load of the op also waits the DRAM latency;
+  compute of step s−2 ended); the core's first load also waits the DRAM latency;
 - the compute of step s starts when its load ended and the compute of step s−1 ended; the first step of
   a block also waits for a free accumulator buffer;
 - after a block's last step its store is queued behind the loads already issued and frees the
@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from amber_sim.sim.blocks import block_at, block_shape, identical_run
+from amber_sim.sim.blocks import active_cores, block_at, block_shape, identical_run
 from amber_sim.sim.compute import cdiv, padded, padding_units
 from amber_sim.sim.memory import cycles_per_loaded_byte, step_cost, store_cycles
 
@@ -53,7 +53,7 @@ def core_timeline(p, tm, tn, tk, acc, core, lo, start, order_rows, per_batch, to
     while g < total_blocks:
         j = g % per_batch
         wave = g // cores
-        active = min(cores, total_blocks - wave * cores)
+        active = active_cores(total_blocks, cores, g)
         per_byte = cycles_per_loaded_byte(p, active, dram_fraction)
         mi, ni = block_at(lo, start, order_rows, j)
         rows, cols, k_len = block_shape(p, tm, tn, mi, ni)

@@ -30,13 +30,11 @@ class ProducerGroup:
 
 def producer_groups(ops: tuple[Op, ...]) -> dict[int, ProducerGroup]:
     """Producer index → its group, for every op that some other op names as ``producer``."""
-    index = {op.name: position for position, op in enumerate(ops)}
     sparse: dict[int, list[int]] = {}
     dense: dict[int, bool] = {}
-    for position, op in enumerate(ops):
-        if op.producer is None or op.producer not in index:
+    for position, (op, source) in enumerate(zip(ops, producer_index(ops))):
+        if source is None:
             continue
-        source = index[op.producer]
         if op.kind == "linear" and op.is_sparse:
             sparse.setdefault(source, []).append(position)
         else:
@@ -72,7 +70,10 @@ def dense_twin_ops(ops: tuple[Op, ...]) -> tuple[Op, ...]:
 
 
 def baseline_run(trace: Trace, run: Run) -> Run | None:
-    """The trace's dense run of the same precision: the baseline of ``run``'s speedups (None if it has none)."""
+    """The trace's dense run of the same precision: the baseline of ``run``'s speedups (None if it has none).
+    A dense run is its own baseline, even when the trace holds several of that precision."""
+    if run.pattern == "dense":
+        return run
     for candidate in trace.runs:
         if candidate.pattern == "dense" and candidate.precision == run.precision:
             return candidate

@@ -2,7 +2,7 @@
 
 A :class:`TracePlan` is the trace compiled once by the engine (``engine.compile_trace``: each distinct op
 once) plus what the rows carry besides simulation (accuracy, FLOP share). A hardware point then costs one
-engine call per distinct op (tens) instead of one per op (thousands); the metrics are the engine's
+engine call per distinct op (about a hundred) instead of one per op (thousands); the metrics are the engine's
 (``sim.metrics.run_metrics``), so a sweep row and the main job's report agree by construction.
 """
 

@@ -43,7 +43,7 @@ def test_fast_evaluator_equals_engine(smollm, config):
     for row, result in zip(rows, engine.simulate_trace(hw, smollm).runs):
         assert row["run_id"] == result.run.id
         assert row["prefill_cycles"] == result.totals.cycles
-        assert row["dense_cycles"] == result.dense.cycles
+        assert row["baseline_cycles"] == result.baseline_totals.cycles
         assert row["end_to_end_speedup"] == pytest.approx(result.speedup_end_to_end, rel=1e-12)
         assert row["linear_speedup"] == pytest.approx(result.speedup_linear, rel=1e-12)
         assert row["dram_bytes"] == pytest.approx(result.totals.dram_bytes, rel=1e-12)

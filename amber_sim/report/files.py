@@ -93,7 +93,7 @@ def report_dict(result: TraceResult, chosen_run_id: str | None = None, *, rows: 
                   "capture": dataclasses.asdict(trace.capture), "synthetic": trace.is_synthetic},
         "op_columns": list(columns),
         "runs": [
-            {**dataclasses.asdict(row), "totals": dataclasses.asdict(run.totals), "dense": dataclasses.asdict(run.dense)}
+            {**dataclasses.asdict(row), "totals": dataclasses.asdict(run.totals), "baseline_totals": dataclasses.asdict(run.baseline_totals)}
             for row, run in zip(rows, result.runs)
         ],
         "chosen_run": chosen.run.id,

@@ -19,7 +19,7 @@ class RunRow:
     baseline: str          # the run the speedups and savings are against (docs/metrics.md)
     prefill_ms: float
     prefill_cycles: int
-    dense_cycles: int
+    baseline_cycles: int
     linear_speedup: float
     end_to_end_speedup: float
     compute_utilization: float
@@ -59,7 +59,7 @@ def run_row(result: RunResult) -> RunRow:
     return RunRow(
         run_id=run.id, pattern=run.pattern, criterion=run.criterion, policy=run.policy, mitigation=run.mitigation,
         precision=run.precision, baseline=run_baseline(result), prefill_ms=numbers.prefill_ms,
-        prefill_cycles=numbers.prefill_cycles, dense_cycles=numbers.baseline_cycles,
+        prefill_cycles=numbers.prefill_cycles, baseline_cycles=numbers.baseline_cycles,
         linear_speedup=numbers.linear_speedup, end_to_end_speedup=numbers.end_to_end_speedup,
         compute_utilization=numbers.compute_utilization, dram_bytes=numbers.dram_bytes,
         activation_io_savings=numbers.activation_io_savings, io_savings=numbers.io_savings,

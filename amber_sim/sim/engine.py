@@ -79,7 +79,7 @@ class RunResult:
     run: Run
     ops: tuple[OpResult, ...]
     totals: Totals
-    dense: Totals            # the baseline's totals (the trace's dense run of this precision, or the twin)
+    baseline_totals: Totals  # the baseline's (the trace's dense run of this precision, or the twin)
     baseline: str            # the baseline run's id, or TWIN
     time_ms: float
     clock_ghz: float
@@ -87,7 +87,7 @@ class RunResult:
     @property
     def numbers(self) -> RunMetrics:
         """The run's metrics against its baseline (docs/metrics.md; sim.metrics.run_metrics)."""
-        return metrics.run_metrics(self.totals, self.dense, self.clock_ghz)
+        return metrics.run_metrics(self.totals, self.baseline_totals, self.clock_ghz)
 
     @property
     def speedup_end_to_end(self) -> float:
@@ -376,7 +376,7 @@ def _run_result(hw: HardwareConfig, program: RunProgram, results: tuple[OpResult
     ops = tuple(_named(results[index], op) for index, op in zip(program.keys, program.run.ops))
     run_totals = program_totals(results, program.counts())
     baseline = program_totals(results, program.baseline_counts())
-    return RunResult(run=program.run, ops=ops, totals=run_totals, dense=baseline, baseline=program.baseline,
+    return RunResult(run=program.run, ops=ops, totals=run_totals, baseline_totals=baseline, baseline=program.baseline,
                      time_ms=run_totals.cycles / (hw.clock_ghz * 1e6), clock_ghz=hw.clock_ghz)
 
 

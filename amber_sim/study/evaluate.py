@@ -68,7 +68,7 @@ def evaluate_point(hw: HardwareConfig, plan: TracePlan) -> list[dict[str, Any]]:
             "run_id": info.run_id, "pattern": info.pattern, "criterion": info.criterion, "policy": info.policy,
             "mitigation": info.mitigation, "precision": info.precision, "seq_len": plan.seq_len,
             "baseline": program.baseline,
-            "prefill_cycles": numbers.prefill_cycles, "dense_cycles": numbers.baseline_cycles,
+            "prefill_cycles": numbers.prefill_cycles, "baseline_cycles": numbers.baseline_cycles,
             "prefill_ms": numbers.prefill_ms, "end_to_end_speedup": numbers.end_to_end_speedup,
             "linear_speedup": numbers.linear_speedup, "compute_utilization": numbers.compute_utilization,
             "dram_bytes": numbers.dram_bytes, "useful_macs": numbers.useful_macs,
@@ -79,6 +79,6 @@ def evaluate_point(hw: HardwareConfig, plan: TracePlan) -> list[dict[str, Any]]:
         }
         for name in CATEGORIES:
             row[f"{name}_cycles"] = totals.cycles_by_category[name]
-            row[f"dense_{name}_cycles"] = baseline.cycles_by_category[name]
+            row[f"baseline_{name}_cycles"] = baseline.cycles_by_category[name]
         rows.append(row)
     return rows

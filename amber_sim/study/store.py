@@ -28,13 +28,13 @@ DB_NAME = "results.sqlite"
 RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("run_id", "TEXT"), ("pattern", "TEXT"), ("criterion", "TEXT"), ("policy", "TEXT"), ("mitigation", "TEXT"),
     ("precision", "TEXT"), ("seq_len", "INTEGER"), ("baseline", "TEXT"), ("prefill_cycles", "INTEGER"),
-    ("dense_cycles", "INTEGER"),
+    ("baseline_cycles", "INTEGER"),
     ("prefill_ms", "REAL"), ("end_to_end_speedup", "REAL"), ("linear_speedup", "REAL"),
     ("compute_utilization", "REAL"), ("dram_bytes", "REAL"), ("useful_macs", "REAL"),
     ("activation_io_savings", "REAL"), ("io_savings", "REAL"), ("energy_mj", "REAL"), ("dominant_bound", "TEXT"),
     ("perplexity", "REAL"), ("top1_agreement", "REAL"), ("sparsified_linear_flop_share", "REAL"),
     *((f"{name}_cycles", "INTEGER") for name in CATEGORIES),
-    *((f"dense_{name}_cycles", "INTEGER") for name in CATEGORIES),
+    *((f"baseline_{name}_cycles", "INTEGER") for name in CATEGORIES),
 )
 METRIC_NAMES = tuple(name for name, _ in RESULT_COLUMNS)
 

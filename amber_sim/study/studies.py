@@ -150,7 +150,7 @@ def bottleneck_rows(trace: Trace, configs: Sequence[HardwareConfig]) -> list[dic
             row[f"{name}_ms"] = part / (clocks[row["hw_name"]] * 1e6)
             row[f"{name}_share"] = part / cycles if cycles else 0.0
             rest = cycles - part
-            row[f"speedup_if_free_{name}"] = row["dense_cycles"] / rest if rest else float("inf")
+            row[f"speedup_if_free_{name}"] = row["baseline_cycles"] / rest if rest else float("inf")
         row["largest"] = max(CATEGORIES, key=lambda name: (row[f"{name}_cycles"], name))
     return rows
 

@@ -179,7 +179,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     console = _console()
     found = False
     for run in runs:
-        result = simulate_run(hardware, run)
+        result = simulate_run(hardware, run, baseline=run)  # explain shows ops, not speedups: no twin to simulate
         for op in result.ops:
             if op.name == args.op:
                 found = True

@@ -222,8 +222,55 @@ def select_runs(trace, patterns: list[str] | None):
     return dataclasses.replace(trace, runs=runs)
 
 
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def cmd_validate_hardware(args: argparse.Namespace) -> int:
+    """The model against published GPU measurements (docs/validation.md)."""
+    from rich.table import Table
+
+    from amber_sim.paths import PROJECT_ROOT
+    from amber_sim.validate.hardware import check_targets, class_stats, compare, load_gemm_measurements
+
+    path = Path(args.set) if args.set else PROJECT_ROOT / "validation" / "gpu_gemm_measurements.csv"
+    measurements = load_gemm_measurements(path)
+    comparisons = compare(measurements)
+    console = _console()
+    table = Table(title=f"amber-sim against published measurements ({path.name}); dense: time, 2:4: speedup over dense",
+                  title_justify="left")
+    for name in ("id", "device", "kind", "M×K×N", "dtype", "library", "measured", "predicted", "error", "bound"):
+        table.add_column(name, justify="right" if name in ("measured", "predicted", "error") else "left",
+                         no_wrap=name in ("id", "M×K×N"))
+    for c in comparisons:
+        m = c.measurement
+        unit = " ms" if m.kind == "dense" else "×"
+        table.add_row(m.id, m.device, m.kind, f"{m.M}×{m.K}×{m.N}", m.dtype, m.library, f"{m.measured:.4g}{unit}",
+                      f"{c.predicted:.4g}{unit}", f"{c.error:+.1%}", c.bound)
+    console.print(table)
+    skipped = len(measurements) - len(comparisons)
+    stats = Table(title="error per device and class (error = predicted / measured − 1)", title_justify="left")
+    for name in ("device", "kind", "points", "mean |error|", "max |error|", "mean error"):
+        stats.add_column(name, justify="left" if name in ("device", "kind") else "right")
+    for row in class_stats(comparisons):
+        stats.add_row(row.device, row.kind, str(row.points), _pct(row.mean_abs_error), _pct(row.max_abs_error),
+                      f"{row.mean_error:+.1%}")
+    console.print(stats)
+    if skipped:
+        console.print(f"{skipped} measurement(s) on devices without a bundled config were not replayed")
+    targets = check_targets(comparisons)
+    console.print(f"targets: dense mean |error| {_pct(targets.dense_mean_abs_error)} (≤ 10%), worst dense GEMM of ≥ 1 "
+                  f"GFLOP {_pct(targets.dense_large_max_abs_error)} (≤ 25%); 2:4 speedup mean |error| "
+                  f"{_pct(targets.sparse_mean_abs_error)} (≤ 10%), PyTorch tutorial case {_pct(targets.tutorial_error)} "
+                  f"(≤ 10%): {'met' if targets.met else 'NOT met'}")
+    return 0 if targets.met else 1
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     import tempfile
+
+    if args.simulator == "hardware":
+        return cmd_validate_hardware(args)
 
     from rich.table import Table
 
@@ -274,8 +321,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def add_validate(subparsers) -> None:
-    parser = subparsers.add_parser("validate", help="compare the systolic model with SCALE-Sim v3")
-    parser.add_argument("simulator", choices=("scalesim",), help="the reference simulator")
+    parser = subparsers.add_parser("validate", help="compare the model with SCALE-Sim v3 (scalesim) or with published "
+                                                    "GPU measurements (hardware)")
+    parser.add_argument("simulator", choices=("scalesim", "hardware"),
+                        help="scalesim: the systolic rules against SCALE-Sim; hardware: GEMM times and 2:4 speedups "
+                             "against published A100/H100 measurements")
+    parser.add_argument("--set", help="hardware: measurement CSV (default validation/gpu_gemm_measurements.csv)")
     parser.add_argument("--reference", help="reference CSV (default validation/scalesim_reference.csv)")
     parser.add_argument("--cases", help="comma-separated case names (default: all)")
     parser.add_argument("--live", action="store_true", help="run SCALE-Sim now (its own venv, minutes)")

@@ -571,9 +571,10 @@ def add_capture(subparsers) -> None:
 
 
 from amber_sim.study.cli import add_study, add_sweep  # noqa: E402  (sweeps and studies, docs/studies.md)
+from amber_sim.validate.measure_gpu import add_measure  # noqa: E402  (amber-sim measure gpu, docs/validation.md)
 
 SUBCOMMANDS: list[Callable] = [add_inspect, add_explain, add_synth, add_validate, add_eval, add_capture, add_sweep,
-                               add_study]
+                               add_study, add_measure]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -202,10 +202,11 @@ def compare(measurements: list[GemmMeasurement], configs: dict[str, HardwareConf
 
 
 def class_stats(comparisons: list[Comparison]) -> list[ClassStats]:
-    """Error statistics per (device, kind), and over all devices per kind (device "all")."""
+    """Error statistics per (device class, kind) and over all classes per kind (device "all"); a device class is
+    the bundled config that models it (a100_like covers A100 SXM, PCIe, 40 and 80 GB)."""
     groups: dict[tuple[str, str], list[Comparison]] = {}
     for c in comparisons:
-        groups.setdefault((c.measurement.device, c.measurement.kind), []).append(c)
+        groups.setdefault((Path(c.config).stem, c.measurement.kind), []).append(c)
         groups.setdefault(("all", c.measurement.kind), []).append(c)
     stats = []
     for (device, kind), members in sorted(groups.items(), key=lambda item: (item[0][0] == "all", item[0])):

@@ -258,6 +258,17 @@ def cmd_validate_hardware(args: argparse.Namespace) -> int:
     console.print(stats)
     if skipped:
         console.print(f"{skipped} measurement(s) on devices without a bundled config were not replayed")
+    if args.write_summary and args.set:
+        raise InputError("--write-summary", None, "the shipped summary describes the committed set only; drop --set")
+    if args.write_summary:
+        import json
+
+        from amber_sim.atomic import atomic_write_text
+        from amber_sim.validate.hardware import SUMMARY_PATH, summary_dict
+
+        target = SUMMARY_PATH
+        atomic_write_text(target, json.dumps(summary_dict(comparisons, path.name), indent=1, sort_keys=True) + "\n")
+        console.print(f"wrote {target}")
     targets = check_targets(comparisons)
     console.print(f"targets: dense mean |error| {_pct(targets.dense_mean_abs_error)} (≤ 10%), worst dense GEMM of ≥ 1 "
                   f"GFLOP {_pct(targets.dense_large_max_abs_error)} (≤ 25%); 2:4 speedup mean |error| "
@@ -327,6 +338,8 @@ def add_validate(subparsers) -> None:
                         help="scalesim: the systolic rules against SCALE-Sim; hardware: GEMM times and 2:4 speedups "
                              "against published A100/H100 measurements")
     parser.add_argument("--set", help="hardware: measurement CSV (default validation/gpu_gemm_measurements.csv)")
+    parser.add_argument("--write-summary", action="store_true",
+                        help="hardware: rewrite amber_sim/validate/hardware_summary.json, the errors reports quote")
     parser.add_argument("--reference", help="reference CSV (default validation/scalesim_reference.csv)")
     parser.add_argument("--cases", help="comma-separated case names (default: all)")
     parser.add_argument("--live", action="store_true", help="run SCALE-Sim now (its own venv, minutes)")

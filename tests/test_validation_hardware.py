@@ -133,3 +133,33 @@ def test_the_committed_set_is_large_enough_and_cited():
     assert len(dense) >= 30 and len(sparse) >= 12
     assert all(r.source.strip() for r in rows)
     assert not any(r.device.upper().startswith("MI") for r in rows)  # AMD measurements are held out
+
+
+def test_the_shipped_summary_matches_the_model_and_the_set():
+    """Reports quote amber_sim/validate/hardware_summary.json; it must be what the current model gives on the
+    committed set (rerun `amber-sim validate hardware --write-summary` after a model or set change)."""
+    from amber_sim.sim import MODEL_VERSION
+    from amber_sim.validate.hardware import load_summary, summary_dict
+
+    rows = load_gemm_measurements(PROJECT_ROOT / "validation" / "gpu_gemm_measurements.csv")
+    fresh = summary_dict(compare(rows), "gpu_gemm_measurements.csv")
+    assert load_summary() == fresh and fresh["model_version"] == MODEL_VERSION
+
+
+def test_reports_say_how_far_the_hardware_class_was_from_silicon(tmp_path, capsys):
+    from amber_sim.validate.hardware import silicon_note
+
+    summary = {"configs": {"a100_like": {"dense": {"points": 32, "mean_abs_error": 0.3318, "mean_error": -0.11},
+                                         "2:4": {"points": 13, "mean_abs_error": 1.56, "mean_error": 1.56}}}}
+    note = silicon_note("a100_like", summary)
+    assert "dense GEMM times off by 33% on average (32 points)" in note and "speedups off by +156%" in note
+    assert "not validated against silicon" in silicon_note("ascend_like", summary)
+    assert main(["--hw", "a100_like.yaml", "--trace", "smollm2-135m.json", "--out", str(tmp_path / "r")]) == 0
+    assert "Model vs silicon for a100_like" in capsys.readouterr().out
+    assert "Model vs silicon for a100_like" in (tmp_path / "r" / "report.md").read_text("utf-8")
+
+
+def test_write_summary_refuses_another_set(tmp_path, capsys):
+    path = _write(tmp_path, DENSE_ROW)
+    assert main(["validate", "hardware", "--set", str(path), "--write-summary"]) == 2
+    assert "--write-summary" in capsys.readouterr().err

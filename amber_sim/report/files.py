@@ -24,6 +24,7 @@ from amber_sim.atomic import atomic_write_text
 from amber_sim.hw.config import hardware_to_dict
 from amber_sim.report.metrics import RunRow, baseline_phrase, choose_run, layer_rows, run_rows
 from amber_sim.sim.engine import OpResult, RunResult, TraceResult
+from amber_sim.validate.hardware import load_summary, silicon_note
 
 if TYPE_CHECKING:
     from amber_sim.report.plots import PlotWorker
@@ -76,6 +77,14 @@ def _json_row(row: list) -> list:
             else (round(value, _JSON_DECIMALS) if math.isfinite(value) else None) for value in row]
 
 
+def _silicon_validation(config_name: str) -> dict:
+    """How far this hardware class's model was from published measurements (docs/validation.md)."""
+    summary = load_summary()
+    found = (summary or {}).get("configs", {}).get(config_name)
+    return {"note": silicon_note(config_name, summary), "errors": found,
+            "model_version": summary.get("model_version") if summary else None}
+
+
 def report_dict(result: TraceResult, chosen_run_id: str | None = None, *, rows: list[RunRow] | None = None,
                 ops: list[list[list]] | None = None) -> dict:
     """Everything, as report.json holds it. ``rows`` (run_rows) and ``ops`` (op_rows per run, in
@@ -98,6 +107,7 @@ def report_dict(result: TraceResult, chosen_run_id: str | None = None, *, rows: 
         ],
         "chosen_run": chosen.run.id,
         "layers_of_chosen_run": [dataclasses.asdict(row) for row in layer_rows(chosen)],
+        "silicon_validation": _silicon_validation(hw.name),
     })
     for run, run_ops in zip(report["runs"], ops):
         run["ops"] = [_json_row(row) for row in run_ops]
@@ -171,6 +181,8 @@ def report_markdown(result: TraceResult, plots: dict[str, str], chosen_run_id: s
         "",
         f"Definitions: docs/metrics.md. Speedups and I/O savings are against each run's baseline (column "
         f"`baseline`): {baseline_phrase(rows)}, on the same hardware.",
+        "",
+        silicon_note(hw.name, load_summary()),
         "",
         "| run | baseline | prefill ms | linear speedup | end-to-end speedup | compute util. | DRAM GB | act. I/O saved | "
         "I/O saved | sparsified linear FLOPs | perplexity | top-1 agr. | bound |",

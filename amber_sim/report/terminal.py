@@ -6,6 +6,7 @@ from pathlib import Path
 
 from amber_sim.report.metrics import baseline_phrase, choose_run, layer_rows, run_rows
 from amber_sim.sim.engine import OpResult, TraceResult
+from amber_sim.validate.hardware import load_summary, silicon_note
 
 
 def _fmt(value, spec: str) -> str:
@@ -37,6 +38,7 @@ def print_report(result: TraceResult, console, chosen_run_id: str | None = None,
                       f"{row.sparsified_linear_flop_share:.1%}", _fmt(row.perplexity, ".2f"),
                       _fmt(row.top1_agreement, ".3f"), row.dominant_bound)
     console.print(table)
+    console.print(silicon_note(hw.name, load_summary()), markup=False)
     chosen = choose_run(result, chosen_run_id)
     layers = Table(title=f"slowest layers of {chosen.run.id}", title_justify="left")
     for name in ("layer", "cycles", "share", "slowest op", "its cycles", "its bound"):

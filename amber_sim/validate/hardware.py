@@ -248,3 +248,53 @@ def check_targets(comparisons: list[Comparison]) -> TargetCheck:
                        dense_large_max_abs_error=max((abs(c.error) for c in large), default=None),
                        sparse_mean_abs_error=mean_abs(sparse),
                        tutorial_error=tutorial[0].error if tutorial else None)
+
+
+# ---------------------------------------------------------------- the summary reports quote
+
+# Shipped with the package beside this module; written by `amber-sim validate hardware --write-summary`.
+SUMMARY_PATH = Path(__file__).with_name("hardware_summary.json")
+
+
+def summary_dict(comparisons: list[Comparison], set_name: str) -> dict:
+    """Per config and kind: points, mean |error| and mean signed error (what a report quotes beside its speedups)."""
+    from amber_sim.sim import MODEL_VERSION
+
+    configs: dict[str, dict] = {}
+    for stats in class_stats(comparisons):
+        if stats.device == "all":
+            continue
+        configs.setdefault(stats.device, {})[stats.kind] = {
+            "points": stats.points, "mean_abs_error": round(stats.mean_abs_error, 4),
+            "mean_error": round(stats.mean_error, 4)}
+    return {"model_version": MODEL_VERSION, "set": set_name, "configs": configs}
+
+
+def load_summary(path: Path = SUMMARY_PATH) -> dict | None:
+    """The committed summary, or None when it is missing or unreadable."""
+    import json
+
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def silicon_note(config_name: str, summary: dict | None) -> str:
+    """One sentence for a report: how far this config's model was from published measurements."""
+    if summary is None:
+        return "No validation summary found (amber-sim validate hardware --write-summary)."
+    found = summary.get("configs", {}).get(config_name)
+    if not found:
+        return (f"{config_name} is not validated against silicon: no published measurements of its hardware class are "
+                "in the project's set (docs/validation.md).")
+    parts = []
+    if "dense" in found:
+        dense = found["dense"]
+        parts.append(f"dense GEMM times off by {dense['mean_abs_error']:.0%} on average ({dense['points']} points)")
+    if "2:4" in found:
+        sparse = found["2:4"]
+        parts.append(f"2:4 GEMM speedups off by {sparse['mean_error']:+.0%} on average ({sparse['points']} points; "
+                     "+ means too optimistic)")
+    return (f"Model vs silicon for {config_name} (published measurements, docs/validation.md): "
+            + "; ".join(parts) + ".")

@@ -258,6 +258,18 @@ def cmd_validate_hardware(args: argparse.Namespace) -> int:
     console.print(stats)
     if skipped:
         console.print(f"{skipped} measurement(s) on devices without a bundled config were not replayed")
+    vector_path = Path(args.vector_set) if args.vector_set else PROJECT_ROOT / "validation" / "gpu_vector_measurements.csv"
+    if vector_path.is_file() or args.vector_set:
+        from amber_sim.validate.hardware import compare_vectors, load_vector_measurements, vector_stats
+
+        vector_table = Table(title=f"vector kernels ({vector_path.name}): time; large = at least 256 MiB of DRAM "
+                                   "traffic", title_justify="left")
+        for name in ("op", "config", "kernels", "mean |error|", "large kernels", "mean error, large"):
+            vector_table.add_column(name, justify="left" if name in ("op", "config") else "right")
+        for row in vector_stats(compare_vectors(load_vector_measurements(vector_path))):
+            vector_table.add_row(row.op, row.config, str(row.kernels), _pct(row.mean_abs_error), str(row.large_kernels),
+                                 "n/a" if row.large_mean_error is None else f"{row.large_mean_error:+.1%}")
+        console.print(vector_table)
     if args.write_summary and args.set:
         raise InputError("--write-summary", None, "the shipped summary describes the committed set only; drop --set")
     if args.write_summary:
@@ -338,6 +350,7 @@ def add_validate(subparsers) -> None:
                         help="scalesim: the systolic rules against SCALE-Sim; hardware: GEMM times and 2:4 speedups "
                              "against published A100/H100 measurements")
     parser.add_argument("--set", help="hardware: measurement CSV (default validation/gpu_gemm_measurements.csv)")
+    parser.add_argument("--vector-set", help="hardware: vector-kernel CSV (default validation/gpu_vector_measurements.csv)")
     parser.add_argument("--write-summary", action="store_true",
                         help="hardware: rewrite amber_sim/validate/hardware_summary.json, the errors reports quote")
     parser.add_argument("--reference", help="reference CSV (default validation/scalesim_reference.csv)")

@@ -163,3 +163,33 @@ def test_write_summary_refuses_another_set(tmp_path, capsys):
     path = _write(tmp_path, DENSE_ROW)
     assert main(["validate", "hardware", "--set", str(path), "--write-summary"]) == 2
     assert "--write-summary" in capsys.readouterr().err
+
+
+def test_vector_kernels_replay_and_statistics(tmp_path):
+    """A 512 Mi-element fp16 GELU streams 2 GiB (read + write); on a100_like (2039 GB/s, memory-bound: 8 ops per
+    element on 108 × 256 lanes is far quicker) that is ≥ 2·2^30 / 2039e9 s = 1.053 ms plus the DRAM latency.
+    Against a measured 1.375 ms the error is about −23%, and it is a "large" kernel (≥ 256 MiB)."""
+    from amber_sim.validate.hardware import compare_vectors, load_vector_measurements, vector_stats
+
+    path = tmp_path / "v.csv"
+    path.write_text("id,device,op,shape,dtype,ms,library,source,notes\n"
+                    "g1,A100,gelu,M=536870912,fp16,1.37544,torch,LLMCompass gelu_A100.csv,\n"
+                    "l1,A100,layernorm,M=4096;N=32,fp16,0.0529,torch,LLMCompass layernorm_A100.csv,\n"
+                    "x1,MI210,gelu,M=1024,fp16,0.05,torch,elsewhere,\n", "utf-8")
+    vectors = compare_vectors(load_vector_measurements(path))
+    assert [m.id for m, _, _ in vectors] == ["g1", "l1"]  # MI210 has no config
+    gelu_ms = vectors[0][2]
+    assert 2 * 2**30 / 2039e9 * 1e3 <= gelu_ms <= 2 * 2**30 / 2039e9 * 1e3 + 0.001  # latency 500 ns
+    stats = {row.op: row for row in vector_stats(vectors)}
+    assert stats["gelu"].large_kernels == 1 and stats["gelu"].large_mean_error == pytest.approx(gelu_ms / 1.37544 - 1)
+    assert stats["layernorm"].large_kernels == 0 and stats["layernorm"].large_mean_error is None
+
+
+@pytest.mark.parametrize("shape", ["M=4096;K=2", "M=0", "rows=5", "M=4096;N=x"])
+def test_bad_vector_shapes_are_refused(tmp_path, shape):
+    from amber_sim.validate.hardware import load_vector_measurements
+
+    path = tmp_path / "v.csv"
+    path.write_text(f"id,device,op,shape,dtype,ms,library,source,notes\nv,A100,gelu,{shape},fp16,1,t,s,\n", "utf-8")
+    with pytest.raises(InputError, match=r"v.csv:2: shape: expected 'M=<rows>;N=<columns>'"):
+        load_vector_measurements(path)

@@ -250,6 +250,114 @@ def check_targets(comparisons: list[Comparison]) -> TargetCheck:
                        tutorial_error=tutorial[0].error if tutorial else None)
 
 
+# ---------------------------------------------------------------- vector kernels (the memory-bound side)
+
+VECTOR_COLUMNS = ("id", "device", "op", "shape", "dtype", "ms", "library", "source", "notes")
+# Operations per element of a straightforward implementation (an assumption, like capture's counts); the
+# large kernels of the set are memory-bound on every bundled GPU config, where these counts do not matter.
+VECTOR_OPS_PER_ELEMENT = {"layernorm": 5.0, "softmax": 5.0, "gelu": 8.0}
+
+
+@dataclass(frozen=True)
+class VectorMeasurement:
+    id: str
+    device: str
+    op: str
+    elements: int
+    dtype: str
+    ms: float
+    source: str
+
+
+def _shape_elements(text: str, where: str) -> int:
+    """"M=4096;N=1024" → 4096·1024; "M=1024" → 1024."""
+    elements = 1
+    for part in text.split(";"):
+        name, _, value = part.partition("=")
+        if name.strip() not in ("M", "N") or not value.strip().isdigit() or int(value) <= 0:
+            raise InputError(where, "shape", f"expected 'M=<rows>;N=<columns>' or 'M=<elements>', got {text!r}")
+        elements *= int(value)
+    return elements
+
+
+def load_vector_measurements(path: str | Path) -> list[VectorMeasurement]:
+    target = Path(path)
+    if not target.is_file():
+        raise InputError(str(path), None, "no such vector measurement set")
+    with target.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [column for column in VECTOR_COLUMNS if column not in (reader.fieldnames or ())]
+        if missing:
+            raise InputError(str(path), "header", f"missing column(s) {', '.join(missing)}")
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            where = f"{path}:{line}"
+            if row["op"] not in VECTOR_OPS_PER_ELEMENT:
+                raise InputError(where, "op", f"expected one of {', '.join(VECTOR_OPS_PER_ELEMENT)}, got {row['op']!r}")
+            if row["dtype"] not in DTYPES:
+                raise InputError(where, "dtype", f"expected one of {', '.join(DTYPES)}, got {row['dtype']!r}")
+            rows.append(VectorMeasurement(row["id"], row["device"], row["op"], _shape_elements(row["shape"], where),
+                                          row["dtype"], _number(row["ms"], where, "ms", required=True), row["source"]))
+    return rows
+
+
+def predict_vector(hw: HardwareConfig, m: VectorMeasurement) -> float:
+    """Predicted ms of one vector kernel that reads and writes every element once from DRAM."""
+    from amber_sim.sim.engine import simulate_ops
+
+    element_bytes = int(DTYPES[m.dtype][1])
+    op = Op(name=m.id, layer=0, role=m.op, kind="vector", elements=m.elements,
+            ops_per_element=VECTOR_OPS_PER_ELEMENT[m.op], bytes_in=m.elements * element_bytes,
+            bytes_out=m.elements * element_bytes)
+    return simulate_ops(hw, (op,))[0].cycles / (hw.clock_ghz * 1e6)
+
+
+BANDWIDTH_BOUND_BYTES = 256 * 2**20  # kernels moving at least this much are dominated by DRAM streaming
+
+
+def vector_traffic_bytes(m: VectorMeasurement) -> int:
+    """Bytes a vector kernel streams: every element read once and written once."""
+    return 2 * m.elements * int(DTYPES[m.dtype][1])
+
+
+@dataclass(frozen=True)
+class VectorStats:
+    op: str
+    config: str
+    kernels: int
+    mean_abs_error: float
+    large_kernels: int                 # moving at least BANDWIDTH_BOUND_BYTES
+    large_mean_error: float | None     # signed: < 0 the model is too fast
+
+
+def vector_stats(vectors: list[tuple[VectorMeasurement, str, float]]) -> list[VectorStats]:
+    """Per (op, config): mean |error| over all kernels, and the mean signed error over the large ones, where
+    launch and host overhead no longer hide the sustained bandwidth."""
+    groups: dict[tuple[str, str], list[tuple[VectorMeasurement, float]]] = {}
+    for m, config, predicted in vectors:
+        groups.setdefault((m.op, Path(config).stem), []).append((m, predicted / m.ms - 1.0))
+    out = []
+    for (op, config), members in sorted(groups.items()):
+        large = [error for m, error in members if vector_traffic_bytes(m) >= BANDWIDTH_BOUND_BYTES]
+        out.append(VectorStats(op, config, len(members), sum(abs(e) for _, e in members) / len(members), len(large),
+                               sum(large) / len(large) if large else None))
+    return out
+
+
+def compare_vectors(measurements: list[VectorMeasurement]) -> list[tuple[VectorMeasurement, str, float]]:
+    """(measurement, config, predicted ms) for every measurement whose device has a config."""
+    configs: dict[str, HardwareConfig] = {}
+    out = []
+    for m in measurements:
+        name = config_for(m.device)
+        if name is None:
+            continue
+        if name not in configs:
+            configs[name] = load_hardware(HW_CONFIG_DIR / name)
+        out.append((m, name, predict_vector(configs[name], m)))
+    return out
+
+
 # ---------------------------------------------------------------- the summary reports quote
 
 # Shipped with the package beside this module; written by `amber-sim validate hardware --write-summary`.

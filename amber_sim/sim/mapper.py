@@ -31,7 +31,7 @@ from amber_sim.sim.pipeline import T_COMPUTE, T_END, T_LOAD, T_STEPS, T_STORE, c
 
 ACCUMULATOR_BYTES = 4  # fp32 / int32 partial sums in L0C
 KIB = 1024
-MAX_K_STEPS = 64  # candidate K chunks are at least K / 64 channels
+MAX_K_STEPS = 256  # candidate K chunks are at least K / 256 channels (docs/model.md: why not K / 64)
 SEARCH_SEEDS = 4  # candidates timed first, in the caller's estimated order, to find a good incumbent
 _VIEW_VECTOR = VectorConfig(elements_per_cycle=1)   # placeholders in gemm_view: GEMM timing never reads them
 _VIEW_SPARSITY = SparsityConfig(operand="none")
@@ -426,8 +426,8 @@ def candidates(hw: HardwareConfig, work: GemmWork) -> tuple[np.ndarray, ...]:
     unit_m, unit_n, unit_k = compute_unit(hw, work.k_unit)
     tms = _pow2_multiples(unit_m, _round_up(work.M, unit_m))
     tns = _pow2_multiples(unit_n, _round_up(work.N, unit_n))
-    # K chunks of at least K/MAX_K_STEPS: smaller chunks only shorten the first load, which is already
-    # negligible, while multiplying the steps to simulate. The set depends on K alone, not on buffers.
+    # K chunks of at least K/MAX_K_STEPS bound the search's cost; the limit must stay low enough that the
+    # largest tiles' chunks still fit the staging buffers at long K. The set depends on K alone, not on buffers.
     tks = [tk for tk in _pow2_multiples(unit_k, _round_up(work.K, unit_k)) if tk * MAX_K_STEPS >= work.K] or [unit_k]
     return tuple(arr.ravel() for arr in np.meshgrid(tms, tns, tks, (2, 1), (True, False), indexing="ij"))
 

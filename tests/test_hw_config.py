@@ -123,3 +123,16 @@ def test_docs_document_every_field():
     doc = (PROJECT_ROOT / "docs" / "hardware-config.md").read_text("utf-8")
     for path, *_ in field_table(HardwareConfig):
         assert f"`{path}`" in doc, f"docs/hardware-config.md does not document {path}"
+
+
+def test_mi210_like_is_its_public_specification():
+    """AnandTech's MI210 table: 104 CUs at 1.7 GHz, 181 TFLOPS fp16 matrix and 181 TOPS int8 (same rate), HBM2e
+    at 3.2 Gbps on 4096 bits = 1638.4 GB/s; ROCm's spec table: 8 MiB L2, 64 KiB LDS. No sparse datapath."""
+    from amber_sim.paths import HW_CONFIG_DIR
+
+    hw = load_hardware(HW_CONFIG_DIR / "mi210_like.yaml")
+    peak_tflops = 2 * hw.compute.fp16_macs_per_cycle * hw.cores * hw.clock_ghz * 1e9 / 1e12
+    assert abs(peak_tflops / 181.0 - 1) < 0.001  # the spec rounds to 181
+    assert hw.compute.int8_macs_per_fp16_mac == 1 and hw.sparsity.operand == "none"
+    assert hw.memory.dram.bandwidth_gb_s == 3.2 * 4096 / 8
+    assert (hw.memory.l2.size_mb, hw.memory.l1.size_kb) == (8, 64)

@@ -621,3 +621,28 @@ def test_a_dense_run_is_its_own_baseline(smollm_trace, configs):
     trace = dataclasses.replace(smollm_trace, runs=(dense, twin))
     for run in simulate_trace(configs["ascend_like"], trace).runs:
         assert run.baseline == run.run.id and run.speedup_end_to_end == 1.0
+
+
+def test_sustained_dram_fraction_scales_every_stream():
+    """4 B/cycle peak at a sustained fraction of 0.5 streams 2 B/cycle: the 4096 B producer of the fused tests
+    takes 2048 memory cycles instead of 1024, and a GEMM's DRAM-bound loads slow down by as much."""
+    hw = tiny_hw(memory={"dram": {"bandwidth_gb_s": 4.0, "latency_ns": 0.0, "sustained_fraction": 0.5},
+                         "l0a": {"size_kb": 64}, "l0b": {"size_kb": 64}, "l0c": {"size_kb": 64}})
+    assert simulate_ops(hw, (_PRODUCER,))[0].load_cycles == 2048
+    full = simulate_ops(tiny_hw(), (_linear(M=4, K=4, N=4),))[0]
+    half = simulate_ops(hw, (_linear(M=4, K=4, N=4),))[0]
+    assert (full.load_cycles, half.load_cycles) == (16, 32) and (full.store_cycles, half.store_cycles) == (8, 16)
+
+
+def test_a100_like_sustained_fraction_is_its_stated_fit():
+    """a100_like's DRAM sustained fraction is fitted on one stated point: the largest GELU of the committed vector
+    set (512 Mi fp16 elements read and written: 2 GiB) at its measured time, over the 2039 GB/s peak."""
+    import csv
+
+    from amber_sim.paths import PROJECT_ROOT
+
+    rows = list(csv.DictReader((PROJECT_ROOT / "validation" / "gpu_vector_measurements.csv").open(encoding="utf-8")))
+    gelu = max((r for r in rows if r["op"] == "gelu"), key=lambda r: int(r["shape"].split("=")[1]))
+    elements = int(gelu["shape"].split("=")[1])
+    sustained = 2 * elements * 2 / (float(gelu["ms"]) * 1e-3) / 2039e9
+    assert round(sustained, 3) == load_hardware(PROJECT_ROOT / "hw_configs" / "a100_like.yaml").memory.dram.sustained_fraction

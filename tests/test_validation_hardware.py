@@ -166,9 +166,10 @@ def test_write_summary_refuses_another_set(tmp_path, capsys):
 
 
 def test_vector_kernels_replay_and_statistics(tmp_path):
-    """A 512 Mi-element fp16 GELU streams 2 GiB (read + write); on a100_like (2039 GB/s, memory-bound: 8 ops per
-    element on 108 × 256 lanes is far quicker) that is ≥ 2·2^30 / 2039e9 s = 1.053 ms plus the DRAM latency.
-    Against a measured 1.375 ms the error is about −23%, and it is a "large" kernel (≥ 256 MiB)."""
+    """A 512 Mi-element fp16 GELU streams 2 GiB (read + write); on a100_like (2039 GB/s sustained at 0.766,
+    memory-bound: 8 ops per element on 108 × 256 lanes is far quicker) that is 2·2^30 / (2039e9 · 0.766) s =
+    1.3749 ms plus 500 ns of DRAM latency: the point the fraction was fitted on, so its error is about 0, and it
+    is a "large" kernel (≥ 256 MiB)."""
     from amber_sim.validate.hardware import compare_vectors, load_vector_measurements, vector_stats
 
     path = tmp_path / "v.csv"
@@ -179,7 +180,9 @@ def test_vector_kernels_replay_and_statistics(tmp_path):
     vectors = compare_vectors(load_vector_measurements(path))
     assert [m.id for m, _, _ in vectors] == ["g1", "l1"]  # MI210 has no config
     gelu_ms = vectors[0][2]
-    assert 2 * 2**30 / 2039e9 * 1e3 <= gelu_ms <= 2 * 2**30 / 2039e9 * 1e3 + 0.001  # latency 500 ns
+    streaming_ms = 2 * 2**30 / (2039e9 * 0.766) * 1e3
+    assert streaming_ms <= gelu_ms <= streaming_ms + 0.001  # latency 500 ns
+    assert abs(gelu_ms / 1.37544 - 1) < 0.001
     stats = {row.op: row for row in vector_stats(vectors)}
     assert stats["gelu"].large_kernels == 1 and stats["gelu"].large_mean_error == pytest.approx(gelu_ms / 1.37544 - 1)
     assert stats["layernorm"].large_kernels == 0 and stats["layernorm"].large_mean_error is None

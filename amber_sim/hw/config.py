@@ -106,6 +106,8 @@ class SparsityConfig:
 class DramConfig:
     bandwidth_gb_s: float = spec("off-chip bandwidth in GB/s (10⁹ bytes per second), shared by all cores", gt=0)
     latency_ns: float = spec("latency of one DRAM access in ns, paid once per op before its first tile arrives", ge=0)
+    sustained_fraction: float = spec("fraction of bandwidth_gb_s a streaming kernel sustains (refresh, bank and "
+                                     "turnaround losses); 1 streams at the peak", default=1.0, gt=0, le=1)
 
 
 @dataclass(frozen=True)

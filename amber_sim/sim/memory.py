@@ -125,7 +125,9 @@ def store_cycles(p, rows, cols, active):  # pragma: no cover - compiled
 # ---------------------------------------------------------------- Python side
 
 def dram_bytes_per_cycle(hw: HardwareConfig) -> float:
-    return hw.memory.dram.bandwidth_gb_s / hw.clock_ghz
+    """The DRAM bandwidth every rule streams at: the peak times the fraction a real kernel sustains."""
+    dram = hw.memory.dram
+    return dram.bandwidth_gb_s * dram.sustained_fraction / hw.clock_ghz
 
 
 def latency_cycles(hw: HardwareConfig) -> int:

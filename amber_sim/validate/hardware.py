@@ -113,42 +113,48 @@ def _integer(text: str, where: str, field: str) -> int:
     return value
 
 
-def load_gemm_measurements(path: str | Path) -> list[GemmMeasurement]:
-    """Read and check a measurement set; every problem is one InputError naming the file, line and column."""
+def _csv_rows(path: str | Path, columns: tuple[str, ...], missing_file: str):
+    """(``file:line``, row) of a measurement CSV whose header has every one of ``columns``."""
     target = Path(path)
     if not target.is_file():
-        raise InputError(str(path), None, "no such measurement set (default: validation/gpu_gemm_measurements.csv)")
+        raise InputError(str(path), None, missing_file)
     with target.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        missing = [column for column in GEMM_COLUMNS if column not in (reader.fieldnames or ())]
+        missing = [column for column in columns if column not in (reader.fieldnames or ())]
         if missing:
-            raise InputError(str(path), "header", f"missing column(s) {', '.join(missing)}; expected {', '.join(GEMM_COLUMNS)}")
-        rows, ids = [], set()
+            raise InputError(str(path), "header", f"missing column(s) {', '.join(missing)}; expected {', '.join(columns)}")
         for line, row in enumerate(reader, start=2):
-            where = f"{path}:{line}"
-            if row["id"] in ids:
-                raise InputError(where, "id", f"duplicate id {row['id']!r}")
-            ids.add(row["id"])
-            if row["kind"] not in KINDS:
-                raise InputError(where, "kind", f"expected one of {', '.join(KINDS)}, got {row['kind']!r}")
-            if row["dtype"] not in DTYPES:
-                raise InputError(where, "dtype", f"expected one of {', '.join(DTYPES)}, got {row['dtype']!r}")
-            if row["sparse_operand"] not in SPARSE_OPERANDS:
-                raise InputError(where, "sparse_operand", f"expected activation, weight or empty, got {row['sparse_operand']!r}")
-            if not row["source"].strip():
-                raise InputError(where, "source", "every measurement needs its public source")
-            dense = row["kind"] == "dense"
-            measurement = GemmMeasurement(
-                id=row["id"], device=row["device"], kind=row["kind"], M=_integer(row["M"], where, "M"),
-                K=_integer(row["K"], where, "K"), N=_integer(row["N"], where, "N"), dtype=row["dtype"],
-                dense_ms=_number(row["dense_ms"], where, "dense_ms", required=dense),
-                sparse_ms=_number(row["sparse_ms"], where, "sparse_ms", required=False),
-                speedup=_number(row["speedup"], where, "speedup", required=False),
-                sparse_operand=row["sparse_operand"], library=row["library"], source=row["source"],
-                notes=row["notes"])
-            if not dense and measurement.speedup is None and (measurement.dense_ms is None or measurement.sparse_ms is None):
-                raise InputError(where, "speedup", "a 2:4 row needs its speedup, or both dense_ms and sparse_ms")
-            rows.append(measurement)
+            yield f"{path}:{line}", row
+
+
+def load_gemm_measurements(path: str | Path) -> list[GemmMeasurement]:
+    """Read and check a measurement set; every problem is one InputError naming the file, line and column."""
+    rows, ids = [], set()
+    for where, row in _csv_rows(path, GEMM_COLUMNS,
+                                "no such measurement set (default: validation/gpu_gemm_measurements.csv)"):
+        if row["id"] in ids:
+            raise InputError(where, "id", f"duplicate id {row['id']!r}")
+        ids.add(row["id"])
+        if row["kind"] not in KINDS:
+            raise InputError(where, "kind", f"expected one of {', '.join(KINDS)}, got {row['kind']!r}")
+        if row["dtype"] not in DTYPES:
+            raise InputError(where, "dtype", f"expected one of {', '.join(DTYPES)}, got {row['dtype']!r}")
+        if row["sparse_operand"] not in SPARSE_OPERANDS:
+            raise InputError(where, "sparse_operand", f"expected activation, weight or empty, got {row['sparse_operand']!r}")
+        if not row["source"].strip():
+            raise InputError(where, "source", "every measurement needs its public source")
+        dense = row["kind"] == "dense"
+        measurement = GemmMeasurement(
+            id=row["id"], device=row["device"], kind=row["kind"], M=_integer(row["M"], where, "M"),
+            K=_integer(row["K"], where, "K"), N=_integer(row["N"], where, "N"), dtype=row["dtype"],
+            dense_ms=_number(row["dense_ms"], where, "dense_ms", required=dense),
+            sparse_ms=_number(row["sparse_ms"], where, "sparse_ms", required=False),
+            speedup=_number(row["speedup"], where, "speedup", required=False),
+            sparse_operand=row["sparse_operand"], library=row["library"], source=row["source"],
+            notes=row["notes"])
+        if not dense and measurement.speedup is None and (measurement.dense_ms is None or measurement.sparse_ms is None):
+            raise InputError(where, "speedup", "a 2:4 row needs its speedup, or both dense_ms and sparse_ms")
+        rows.append(measurement)
     return rows
 
 
@@ -281,23 +287,14 @@ def _shape_elements(text: str, where: str) -> int:
 
 
 def load_vector_measurements(path: str | Path) -> list[VectorMeasurement]:
-    target = Path(path)
-    if not target.is_file():
-        raise InputError(str(path), None, "no such vector measurement set")
-    with target.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [column for column in VECTOR_COLUMNS if column not in (reader.fieldnames or ())]
-        if missing:
-            raise InputError(str(path), "header", f"missing column(s) {', '.join(missing)}")
-        rows = []
-        for line, row in enumerate(reader, start=2):
-            where = f"{path}:{line}"
-            if row["op"] not in VECTOR_OPS_PER_ELEMENT:
-                raise InputError(where, "op", f"expected one of {', '.join(VECTOR_OPS_PER_ELEMENT)}, got {row['op']!r}")
-            if row["dtype"] not in DTYPES:
-                raise InputError(where, "dtype", f"expected one of {', '.join(DTYPES)}, got {row['dtype']!r}")
-            rows.append(VectorMeasurement(row["id"], row["device"], row["op"], _shape_elements(row["shape"], where),
-                                          row["dtype"], _number(row["ms"], where, "ms", required=True), row["source"]))
+    rows = []
+    for where, row in _csv_rows(path, VECTOR_COLUMNS, "no such vector measurement set"):
+        if row["op"] not in VECTOR_OPS_PER_ELEMENT:
+            raise InputError(where, "op", f"expected one of {', '.join(VECTOR_OPS_PER_ELEMENT)}, got {row['op']!r}")
+        if row["dtype"] not in DTYPES:
+            raise InputError(where, "dtype", f"expected one of {', '.join(DTYPES)}, got {row['dtype']!r}")
+        rows.append(VectorMeasurement(row["id"], row["device"], row["op"], _shape_elements(row["shape"], where),
+                                      row["dtype"], _number(row["ms"], where, "ms", required=True), row["source"]))
     return rows
 
 

@@ -15,9 +15,9 @@ from amber_sim.cli import main
 from amber_sim.hw.config import load_hardware
 from amber_sim.paths import HW_CONFIG_DIR
 from amber_sim.report.files import OPS_CSV_COLUMNS, report_dict, report_json, write_report
-from amber_sim.report.metrics import ALL_DENSE_TWIN, baseline_phrase, layer_rows, run_baseline, run_rows
+from amber_sim.report.metrics import baseline_phrase, layer_rows, run_rows
 from amber_sim.report.terminal import print_report
-from amber_sim.sim.engine import simulate_trace
+from amber_sim.sim.engine import TWIN, simulate_trace
 from amber_sim.trace import save_trace
 
 
@@ -99,7 +99,7 @@ def test_report_md_and_terminal_name_the_baseline(tiny_result, tmp_path):
 
 def test_baseline_phrase_follows_the_runs_baselines(tiny_result):
     rows = run_rows(tiny_result)
-    twins = [dataclasses.replace(row, baseline=ALL_DENSE_TWIN) for row in rows]
+    twins = [dataclasses.replace(row, baseline=TWIN) for row in rows]
     named = [dataclasses.replace(row, baseline="dense/none/none/fp16") for row in rows]
     assert baseline_phrase(twins) == "the same run with every op dense"
     assert baseline_phrase(named) == "the trace's dense run of the same precision"
@@ -152,7 +152,7 @@ def test_report_json_op_table_matches_ops_csv(tiny_result, tmp_path):
 def test_report_json_text_round_trips_the_report_dict(tiny_result):
     report = report_dict(tiny_result)
     assert json.loads(report_json(report)) == report
-    assert [run["baseline"] for run in report["runs"]] == [run_baseline(run) for run in tiny_result.runs]
+    assert [run["baseline"] for run in report["runs"]] == [run.baseline for run in tiny_result.runs]
 
 
 def test_rerun_gives_identical_bytes(tiny_trace, tmp_path):

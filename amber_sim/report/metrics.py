@@ -33,18 +33,9 @@ class RunRow:
     energy_mj: float | None
 
 
-ALL_DENSE_TWIN = TWIN
-
-
-def run_baseline(result: RunResult) -> str:
-    """The run id of the trace's dense run of the same precision, or "all-dense twin" (the run with every op
-    dense and its sparse-only work dropped) when the trace has none."""
-    return result.baseline
-
-
 def baseline_phrase(rows: list[RunRow]) -> str:
     """What the speedups of ``rows`` are against, in words, from the runs' baselines."""
-    twins = {row.baseline == ALL_DENSE_TWIN for row in rows}
+    twins = {row.baseline == TWIN for row in rows}
     if twins == {True}:
         return "the same run with every op dense"
     if twins == {False}:
@@ -58,7 +49,7 @@ def run_row(result: RunResult) -> RunRow:
     numbers = result.numbers
     return RunRow(
         run_id=run.id, pattern=run.pattern, criterion=run.criterion, policy=run.policy, mitigation=run.mitigation,
-        precision=run.precision, baseline=run_baseline(result), prefill_ms=numbers.prefill_ms,
+        precision=run.precision, baseline=result.baseline, prefill_ms=numbers.prefill_ms,
         prefill_cycles=numbers.prefill_cycles, baseline_cycles=numbers.baseline_cycles,
         linear_speedup=numbers.linear_speedup, end_to_end_speedup=numbers.end_to_end_speedup,
         compute_utilization=numbers.compute_utilization, dram_bytes=numbers.dram_bytes,

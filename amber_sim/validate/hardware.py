@@ -18,6 +18,7 @@ import csv
 import dataclasses
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from amber_sim.errors import InputError
@@ -375,8 +376,10 @@ def summary_dict(comparisons: list[Comparison], set_name: str) -> dict:
     return {"model_version": MODEL_VERSION, "set": set_name, "configs": configs}
 
 
+@lru_cache(maxsize=4)
 def load_summary(path: Path = SUMMARY_PATH) -> dict | None:
-    """The committed summary, or None when it is missing or unreadable."""
+    """The committed summary, or None when it is missing or unreadable (read once per process: a report quotes it
+    in the terminal, report.md and report.json). Callers must not modify it."""
     import json
 
     try:

@@ -25,8 +25,8 @@ from amber_sim.sim.memory import latency_cycles, streaming_cycles
 from amber_sim.sim.metrics import RunMetrics, Totals
 from amber_sim.sim.schedule import (baseline_run, dense_twin_ops, producer_groups, producer_index, reads_dram_input,
                                     writes_dram_output)
-from amber_sim.sim.sparse import (NO_SPARSIFIER, ExecutionMode, SparsifierCost, candidate_modes, dense_mode,
-                                  fused_selection, fuses_with, own_pass)
+from amber_sim.sim.sparse import (NO_SPARSIFIER, ExecutionMode, SparsifierCost, candidate_modes, fused_selection,
+                                  fuses_with, own_pass)
 from amber_sim.trace import Op, Run, Trace
 
 OUTPUT_BYTES = 2.0  # every op writes fp16 (int8 GEMMs dequantise their int32 sums)
@@ -185,7 +185,7 @@ def _gemm_work(op: Op, mode: ExecutionMode) -> GemmWork:
 def _gemm_choice(hw: HardwareConfig, op: Op, fused: bool) -> tuple[GemmResult, ExecutionMode, SparsifierCost]:
     """The fastest mode (ties: the first) with the sparsifier cost it carries here: none when the selection is
     fused into the producer (the producer is charged), its own pass otherwise."""
-    modes = candidate_modes(hw, op.pattern, op.density, op.dtype_bytes) if op.is_sparse else (dense_mode(op.dtype_bytes),)
+    modes = candidate_modes(hw, op.pattern, op.density, op.dtype_bytes)  # a dense op: its one dense mode
     best = None
     for mode in modes:
         result = simulate_gemm(hw, _gemm_work(op, mode), op.name)

@@ -230,10 +230,13 @@ def cmd_validate_hardware(args: argparse.Namespace) -> int:
     """The model against published GPU measurements (docs/validation.md)."""
     from rich.table import Table
 
-    from amber_sim.paths import PROJECT_ROOT
+    from amber_sim.paths import INSTALLED, VALIDATION_DIR
     from amber_sim.validate.hardware import check_targets, class_stats, compare, load_gemm_measurements
 
-    path = Path(args.set) if args.set else PROJECT_ROOT / "validation" / "gpu_gemm_measurements.csv"
+    if args.write_summary and INSTALLED:
+        raise InputError("--write-summary", None, "rewrites the checkout's amber_sim/validate/hardware_summary.json; "
+                         "run it from a checkout, not an installed package")
+    path = Path(args.set) if args.set else VALIDATION_DIR / "gpu_gemm_measurements.csv"
     measurements = load_gemm_measurements(path)
     comparisons = compare(measurements)
     console = _console()
@@ -258,7 +261,7 @@ def cmd_validate_hardware(args: argparse.Namespace) -> int:
     console.print(stats)
     if skipped:
         console.print(f"{skipped} measurement(s) on devices without a bundled config were not replayed")
-    vector_path = Path(args.vector_set) if args.vector_set else PROJECT_ROOT / "validation" / "gpu_vector_measurements.csv"
+    vector_path = Path(args.vector_set) if args.vector_set else VALIDATION_DIR / "gpu_vector_measurements.csv"
     if vector_path.is_file() or args.vector_set:
         from amber_sim.validate.hardware import compare_vectors, load_vector_measurements, vector_stats
 
@@ -297,12 +300,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     from rich.table import Table
 
-    from amber_sim.paths import PROJECT_ROOT
+    from amber_sim.paths import INSTALLED, VALIDATION_DIR
     from amber_sim.validate.compare import compare_rows, summarize
     from amber_sim.validate.scalesim_runner import load_reference, regenerate
     from amber_sim.validate.scalesim_cases import CASES, case_by_name
 
-    reference = Path(args.reference) if args.reference else PROJECT_ROOT / "validation" / "scalesim_reference.csv"
+    if args.regenerate and INSTALLED and not args.reference:
+        raise InputError("--regenerate", None, "would rewrite the reference bundled in the installed package; give "
+                         "--reference PATH, or run it from a checkout")
+    reference = Path(args.reference) if args.reference else VALIDATION_DIR / "scalesim_reference.csv"
     names = _split_list(args.cases)
     cases = [case_by_name(name) for name in names] if names else list(CASES)
     console = _console()

@@ -1,8 +1,13 @@
 """Where bundled files live and how bare names resolve.
 
-``--hw ascend_like.yaml`` and ``--trace llama.json`` name the bundled
-``hw_configs/`` and ``traces/`` of the checkout when no such path exists; a path
-that exists always wins. ``.yaml``/``.json`` may be left off.
+``--hw ascend_like.yaml`` and ``--trace llama.json`` name the bundled hardware configs and traces when
+no such path exists; a path that exists always wins. ``.yaml``/``.json`` may be left off.
+
+The bundled files are the repository's top-level ``hw_configs/``, ``traces/`` and ``validation/``
+folders. A checkout (or an editable install) reads them in place; a wheel carries a copy of them in
+``amber_sim/_bundled/`` (setup.py puts it there), which is read instead when present
+(docs/architecture.md, "Bundled files"). Reports go to the checkout's ``reports/`` in a checkout, and to
+``reports/`` under the current directory for an installed package.
 """
 
 from __future__ import annotations
@@ -10,10 +15,23 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-HW_CONFIG_DIR = PROJECT_ROOT / "hw_configs"
-TRACE_DIR = PROJECT_ROOT / "traces"
-REPORT_DIR = PROJECT_ROOT / "reports"
+PACKAGE_DIR = Path(__file__).resolve().parent
+# The checkout's root when running from a checkout (tests, docs and benchmarks live there); for an
+# installed wheel it is only the folder the package was installed into.
+PROJECT_ROOT = PACKAGE_DIR.parent
+BUNDLED_DIR = PACKAGE_DIR / "_bundled"
+INSTALLED = BUNDLED_DIR.is_dir()  # a wheel install (setup.py copied the data folders in); else a checkout
+
+
+def _data_dir(name: str) -> Path:
+    return BUNDLED_DIR / name if INSTALLED else PROJECT_ROOT / name
+
+
+HW_CONFIG_DIR = _data_dir("hw_configs")
+TRACE_DIR = _data_dir("traces")
+VALIDATION_DIR = _data_dir("validation")
+# Relative for an installed package: resolved against the current directory when a report is written.
+REPORT_DIR = Path("reports") if INSTALLED else PROJECT_ROOT / "reports"
 
 
 def cache_dir() -> Path:

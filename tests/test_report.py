@@ -182,6 +182,123 @@ def test_plots_exist_and_are_not_blank(tiny_result, tmp_path):
             assert colors is None or len(colors) > 20, name  # drawn, not one flat color
         assert f"]({name})" in markdown
 
+def _run_id(result, pattern, precision):
+    return next(run.run.id for run in result.runs if run.run.pattern == pattern and run.run.precision == precision)
+
+
+def test_roofline_draws_and_labels_the_roof_of_each_op_precision(tiny_result):
+    from matplotlib.colors import to_rgba
+
+    from amber_sim.report.plots import plot_data, roofline_figure, roofs
+
+    hw = tiny_result.hardware
+    fp16_peak = 2 * hw.compute.fp16_macs_per_cycle * hw.cores * hw.clock_ghz / 1e3  # TFLOP/s
+    peaks = {"fp16": fp16_peak, "int8": fp16_peak * hw.compute.int8_macs_per_fp16_mac}
+    assert peaks["int8"] > peaks["fp16"]  # ascend_like: 2 int8 MACs per fp16 MAC
+    bandwidth = hw.memory.dram.bandwidth_gb_s
+    data = plot_data(tiny_result, _run_id(tiny_result, "2:4", "w8a8"))
+    ax = roofline_figure(data).axes[0]
+    drawn = {line.get_label(): line for line in ax.lines}
+    assert sorted(drawn) == [f"fp16 roof ({peaks['fp16']:.0f} TFLOP/s, {bandwidth:g} GB/s)",
+                             f"int8 roof ({peaks['int8']:.0f} TFLOP/s, {bandwidth:g} GB/s)"]
+    roof_of = {label.split()[0]: line for label, line in drawn.items()}
+    for precision, line in roof_of.items():
+        assert max(line.get_ydata()) == pytest.approx(peaks[precision])
+    scatters = {collection.get_label(): collection for collection in ax.collections}
+    # w8a8 runs: linears in int8, attention in fp16; both runs drawn (the dense run of the precision and the chosen)
+    assert {label.split()[0] for label in scatters} == {"fp16", "int8"} and len(scatters) == 4
+    for label, collection in scatters.items():
+        precision = label.split()[0]
+        assert tuple(collection.get_facecolor()[0][:3]) == to_rgba(roof_of[precision].get_color())[:3], label
+        for x, y in collection.get_offsets():  # every op sits under the roof of its own precision
+            assert y <= min(peaks[precision], bandwidth / 1e3 * x) * (1 + 1e-9), (label, x, y)
+    fp16_data = plot_data(tiny_result, _run_id(tiny_result, "2:4", "fp16"))
+    assert [line.get_label() for line in roofline_figure(fp16_data).axes[0].lines] == [
+        f"fp16 roof ({peaks['fp16']:.0f} TFLOP/s, {bandwidth:g} GB/s)"]
+    same_rate = dataclasses.replace(hw, compute=dataclasses.replace(hw.compute, int8_macs_per_fp16_mac=1))
+    assert [(roof.precisions, roof.peak_tflops) for roof in roofs(same_rate, {"int8", "fp16"})] == [
+        (("fp16", "int8"), pytest.approx(peaks["fp16"]))]  # one roof, labelled with both precisions
+
+
+def test_every_op_role_has_its_own_fixed_colour(tiny_result):
+    from matplotlib.colors import to_rgba
+
+    from amber_sim.report.plots import (ROLE_COLORS, ROLE_ORDER, SPARE_ROLE_COLORS, layers_figure, plot_data,
+                                        role_color)
+
+    documented = {"q", "k", "v", "o", "gate", "up", "down", "lm_head", "attn_score", "attn_value", "embedding",
+                  "rmsnorm", "rope", "attn_softmax", "silu_mul", "residual", "mitigation"}  # docs/trace-format.md
+    assert set(ROLE_COLORS) == documented
+    palette = list(ROLE_COLORS.values()) + list(SPARE_ROLE_COLORS)
+    assert len(set(palette)) == len(palette)  # no two roles share a colour, nor a role and a spare colour
+
+    def drawn(data):
+        ax = layers_figure(data).axes[0]
+        return [(collection.get_label(), tuple(collection.get_facecolor()[0])) for collection in ax.collections]
+
+    data = plot_data(tiny_result)
+    roles = {role for _, by_role in data.layers for role in by_role}
+    full = drawn(data)
+    assert [role for role, _ in full] == [role for role in ROLE_ORDER if role in roles]
+    assert all(colour == to_rgba(ROLE_COLORS[role]) for role, colour in full)
+    # the same role keeps its colour whatever other roles are present, a role outside the table included
+    kept = {"down", "rmsnorm", "v"}
+    fewer = dataclasses.replace(data, layers=tuple(
+        (layer, {**{role: cycles for role, cycles in by_role.items() if role in kept}, "new_role": 5})
+        for layer, by_role in data.layers))
+    assert drawn(fewer) == [(role, colour) for role, colour in full if role in kept] + [
+        ("new_role", to_rgba(role_color("new_role")))]
+    assert role_color("new_role") in SPARE_ROLE_COLORS and role_color("new_role") == role_color("new_role")
+
+
+def test_speedup_bars_mark_runs_the_hardware_cannot_run_natively(tiny_result):
+    from amber_sim.report.plots import NOT_NATIVE_HATCH, plot_data, speedup_io_figure
+
+    not_native = {run.run.id for run in tiny_result.runs
+                  if any(op.data_pattern != "dense" and op.mode != "native" for op in run.ops)}
+    assert not_native and not_native != {run.run.id for run in tiny_result.runs if run.run.pattern != "dense"}
+    data = plot_data(tiny_result)
+    fig = speedup_io_figure(data)
+    run_ids = [run.run_id for run in data.runs]
+    for ax in fig.axes:
+        bars = ax.patches
+        assert len(bars) == 2 * len(run_ids)
+        for index, bar in enumerate(bars):
+            hatched = (bar.get_hatch() or "") == NOT_NATIVE_HATCH
+            assert hatched == (run_ids[index % len(run_ids)] in not_native), (ax.get_ylabel(), index)
+        assert "hatched: pattern not native on this hardware" in [text.get_text() for text in ax.get_legend().texts]
+    ticks = [label.get_text() for label in fig.axes[1].get_xticklabels()]
+    for run_id, tick in zip(run_ids, ticks):
+        assert ("(not native: compressed-io)" in tick) == (run_id in not_native), tick
+
+
+def test_report_md_says_why_an_io_saving_is_negative(tiny_result, tmp_path):
+    write_report(tiny_result, tmp_path)
+    markdown = (tmp_path / "report.md").read_text()
+    rows = run_rows(tiny_result)
+    negative = [row for row in rows if min(row.activation_io_savings, row.io_savings) < 0]
+    assert negative and len(negative) < len(rows)
+    by_id = {run.run.id: run for run in tiny_result.runs}
+    for row in rows:
+        notes = [line for line in markdown.splitlines() if line.startswith(f"- `{row.run_id}`: ")]
+        if row not in negative:
+            assert notes == [], row.run_id
+            continue
+        assert len(notes) == 1, row.run_id
+        run, baseline = by_id[row.run_id], by_id[row.baseline]
+        reads = sum(op.activation_bytes for op in run.ops if op.kind == "linear")
+        baseline_reads = sum(op.activation_bytes for op in baseline.ops if op.kind == "linear")
+        sparsifier = sum(op.sparsifier_bytes for op in run.ops)
+        assert sparsifier > 0
+        saved = baseline_reads - reads
+        change = f"save {saved / 1e9:.3f} GB" if saved >= 0 else f"grow by {-saved / 1e9:.3f} GB"
+        assert f"activation I/O saved {row.activation_io_savings:.1%}" in notes[0]
+        assert f"{change}, its sparsifier's traffic" in notes[0]
+        assert f"adds {sparsifier / 1e9:.3f} GB" in notes[0]
+        rest = run.totals.dram_bytes - baseline.totals.dram_bytes + saved - sparsifier
+        assert f"changes by {rest / 1e9:+.3f} GB" in notes[0]
+
+
 # ---------------------------------------------------------------- the plot process: same bytes, Ctrl-C, errors
 
 def test_plots_drawn_in_the_child_match_those_drawn_here(tiny_result, tmp_path):

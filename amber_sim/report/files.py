@@ -161,6 +161,24 @@ def _fmt(value, spec: str, missing: str = "n/a") -> str:
     return missing if value is None else format(value, spec)
 
 
+def _negative_io_note(run: RunResult, row: RunRow) -> str | None:
+    """Why a run's activation I/O or DRAM traffic grew against its baseline, in bytes (None when neither did).
+
+    Activation bytes are the linears' A-operand reads plus the sparsifier's traffic (docs/metrics.md); a
+    baseline is dense, so its activation bytes are reads only."""
+    if min(row.activation_io_savings, row.io_savings) >= 0:
+        return None
+    sparsifier = sum(op.sparsifier_bytes for op in run.ops)
+    reads_saved = run.baseline_totals.activation_bytes - (run.totals.activation_bytes - sparsifier)
+    rest = run.totals.dram_bytes - run.baseline_totals.dram_bytes - (sparsifier - reads_saved)
+    change = f"save {reads_saved / 1e9:.3f} GB" if reads_saved >= 0 else f"grow by {-reads_saved / 1e9:.3f} GB"
+    return (f"- `{row.run_id}`: activation I/O saved {row.activation_io_savings:.1%}, all DRAM traffic "
+            f"{row.io_savings:.1%}: its activation reads (compressed values and index metadata, times the re-reads "
+            f"of the GEMM mappings it picks; ops.csv `activation_bytes`, `mapping`) {change}, its sparsifier's "
+            f"traffic (selection writes and own passes) adds {sparsifier / 1e9:.3f} GB, and the rest of its traffic "
+            f"(weights, outputs, vector ops) changes by {rest / 1e9:+.3f} GB.")
+
+
 def report_markdown(result: TraceResult, plots: dict[str, str], chosen_run_id: str | None = None, *,
                     rows: list[RunRow] | None = None) -> str:
     trace, hw = result.trace, result.hardware
@@ -194,6 +212,9 @@ def report_markdown(result: TraceResult, plots: dict[str, str], chosen_run_id: s
             f"{row.end_to_end_speedup:.3f}× | {row.compute_utilization:.1%} | {row.dram_bytes / 1e9:.3f} | "
             f"{row.activation_io_savings:.1%} | {row.io_savings:.1%} | {row.sparsified_linear_flop_share:.1%} | "
             f"{_fmt(row.perplexity, '.3f')} | {_fmt(row.top1_agreement, '.3f')} | {row.dominant_bound} |")
+    notes = [note for note in map(_negative_io_note, result.runs, rows) if note]
+    if notes:
+        lines += ["", "Where an I/O saving is negative (more bytes than the baseline moves), why:", "", *notes]
     lines += ["", f"## Slowest layers of `{chosen.run.id}`", "",
               "| layer | cycles | share | slowest op | its cycles | its bound |", "|---:|---:|---:|---|---:|---|"]
     for row in layer_rows(chosen)[:10]:

@@ -7,10 +7,12 @@ draws while the parent writes report.json and ops.csv. This module imports neith
 the simulator at import time, so the forked child stays lean.
 
 Each plot has a fixed number of artists whatever the op count: bars per run, one collection per
-role for the stacked layer bars, one scatter per run for the roofline. The margins are fixed or
+role for the stacked layer bars, one scatter per run and op precision for the roofline. The margins are fixed or
 measured from the tick labels (``bbox_inches="tight"`` would lay the figure out twice), legends
 have fixed places (``loc="best"`` costs 0.2 s on the layer plot), and log axes have no minor ticks
-and plain-text 10ⁿ labels (no mathtext parsing).
+and plain-text 10ⁿ labels (no mathtext parsing). Each plot has a builder that returns its Figure
+(``speedup_io_figure``, ``layers_figure``, ``roofline_figure``: what tests inspect) and a ``plot_*`` that
+saves it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import os
 import signal
 import sys
 import traceback
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,18 +32,40 @@ from typing import TYPE_CHECKING
 from amber_sim.atomic import atomic_write_bytes
 
 if TYPE_CHECKING:
+    from amber_sim.hw.config import HardwareConfig
     from amber_sim.report.metrics import RunRow
-    from amber_sim.sim.engine import TraceResult
+    from amber_sim.sim.engine import RunResult, TraceResult
 
 DPI = 100
 
+# One colour per op role, the same in every report whatever roles a run has (tab20, with the roles listed in
+# docs/trace-format.md); a role not listed gets one of the spare colours, chosen from its name.
 ROLE_COLORS = {
-    "q": "#1f77b4", "k": "#aec7e8", "v": "#c5d7ea", "o": "#ff7f0e", "gate": "#2ca02c", "up": "#98df8a",
-    "down": "#d62728", "attn_score": "#9467bd", "attn_value": "#c5b0d5", "attn_softmax": "#8c564b",
-    "rmsnorm": "#7f7f7f", "rope": "#bcbd22", "silu_mul": "#17becf", "residual": "#e377c2",
-    "mitigation": "#dbdb8d",
+    "embedding": "#c7c7c7", "rmsnorm": "#7f7f7f", "q": "#1f77b4", "k": "#aec7e8", "v": "#17becf",
+    "rope": "#dbdb8d", "attn_score": "#9467bd", "attn_softmax": "#c5b0d5", "attn_value": "#8c564b",
+    "o": "#9edae5", "residual": "#c49c94", "gate": "#2ca02c", "up": "#98df8a", "silu_mul": "#bcbd22",
+    "down": "#d62728", "mitigation": "#e377c2", "lm_head": "#ff7f0e",
 }
-_FALLBACK_COLORS = ("#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354")
+ROLE_ORDER = tuple(ROLE_COLORS)  # stacking and legend order: roughly the order a decoder layer runs them
+SPARE_ROLE_COLORS = ("#ffbb78", "#ff9896", "#f7b6d2", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173")
+
+# The roof of each op precision and the ops drawn under it share a colour (roofline.png).
+PRECISION_COLORS = {"fp16": "#1f77b4", "int8": "#ff7f0e"}
+NOT_NATIVE_HATCH = "///"
+
+
+def role_color(role: str) -> str:
+    """The colour of ``role`` in the layer plot: fixed for known roles, a spare colour chosen by its name's
+    CRC-32 (the same in every process, unlike ``hash``) for others."""
+    if role in ROLE_COLORS:
+        return ROLE_COLORS[role]
+    return SPARE_ROLE_COLORS[zlib.crc32(role.encode()) % len(SPARE_ROLE_COLORS)]
+
+
+def role_order(roles) -> list[str]:
+    """Known roles in ROLE_ORDER, then any others by name."""
+    known = [role for role in ROLE_ORDER if role in roles]
+    return known + sorted(set(roles) - set(ROLE_ORDER))
 
 
 # ---------------------------------------------------------------- what the plots show
@@ -52,13 +77,25 @@ class RunBars:
     end_to_end_speedup: float
     activation_io_savings: float
     io_savings: float
+    not_native_modes: tuple[str, ...] = ()  # how pruned ops run when the hardware cannot run them natively
+
+    @property
+    def not_native(self) -> bool:
+        return bool(self.not_native_modes)
 
 
 @dataclass(frozen=True)
 class RooflineSeries:
     run_id: str
+    precision: str                               # of the ops ("fp16", "int8"), whose roof bounds them
     marker: str
     points: tuple[tuple[float, float], ...]  # (useful FLOP per DRAM byte, achieved useful TFLOP/s) per GEMM op
+
+
+@dataclass(frozen=True)
+class Roof:
+    precisions: tuple[str, ...]  # op precisions with this peak (fp16 and int8 share one where the rates are equal)
+    peak_tflops: float           # whole chip
 
 
 @dataclass(frozen=True)
@@ -69,9 +106,38 @@ class PlotData:
     chosen_run: str                                   # the run whose layers and ops are drawn
     layers: tuple[tuple[int, dict[str, int]], ...]    # (layer, cycles by op role), by layer
     clock_ghz: float
-    peak_tflops: float                                # fp16, whole chip
+    roofs: tuple[Roof, ...]                           # one per peak of the op precisions in ``roofline``
     bandwidth_gb_s: float
     roofline: tuple[RooflineSeries, ...]              # the dense run of the chosen run's precision, then the chosen run
+
+
+def not_native_modes(result: RunResult) -> tuple[str, ...]:
+    """The modes other than ``native`` of the run's pruned GEMMs (docs/model.md §4): empty for a dense run and
+    for a run whose pattern the hardware runs natively."""
+    return tuple(sorted({op.mode for op in result.ops if op.data_pattern != "dense" and op.mode != "native"}))
+
+
+def roofline_series(result: RunResult, marker: str, seconds_per_cycle: float) -> list[RooflineSeries]:
+    """The run's GEMM ops as roofline points, one series per op precision."""
+    precision = {op.name: op.precision for op in result.run.ops}  # the trace's ops: results carry no precision
+    by_precision: dict[str, list[tuple[float, float]]] = {}
+    for op in result.ops:
+        if op.useful_macs > 0 and op.dram_bytes > 0 and op.cycles > 0:
+            flop = 2 * op.useful_macs
+            by_precision.setdefault(precision[op.name], []).append(
+                (flop / op.dram_bytes, flop / (op.cycles * seconds_per_cycle) / 1e12))
+    return [RooflineSeries(result.run.id, name, marker, tuple(points)) for name, points in sorted(by_precision.items())]
+
+
+def roofs(hw: HardwareConfig, precisions) -> tuple[Roof, ...]:
+    """The roof of each op precision (the simulator's peak_macs_per_cycle), precisions of equal peak merged."""
+    from amber_sim.sim.compute import peak_macs_per_cycle
+
+    by_peak: dict[float, list[str]] = {}
+    for precision in sorted(precisions, key=lambda name: (name != "fp16", name)):
+        peak = 2 * peak_macs_per_cycle(hw, precision == "int8") * hw.clock_ghz * 1e9 / 1e12
+        by_peak.setdefault(peak, []).append(precision)
+    return tuple(Roof(tuple(names), peak) for peak, names in sorted(by_peak.items()))
 
 
 def plot_data(result: TraceResult, chosen_run_id: str | None = None, rows: list[RunRow] | None = None) -> PlotData:
@@ -81,24 +147,20 @@ def plot_data(result: TraceResult, chosen_run_id: str | None = None, rows: list[
     chosen = choose_run(result, chosen_run_id)
     rows = run_rows(result) if rows is None else rows
     dense = next((r for r in result.runs if r.run.pattern == "dense" and r.run.precision == chosen.run.precision), None)
-    seconds_per_cycle = 1 / (hw.clock_ghz * 1e9)
     series = []
     for subject, marker in ((dense, "o"), (chosen, "^")):
-        if subject is None:
-            continue
-        points = tuple((2 * op.useful_macs / op.dram_bytes, 2 * op.useful_macs / (op.cycles * seconds_per_cycle) / 1e12)
-                       for op in subject.ops if op.useful_macs > 0 and op.dram_bytes > 0 and op.cycles > 0)
-        if points:
-            series.append(RooflineSeries(subject.run.id, marker, points))
+        if subject is not None:
+            series += roofline_series(subject, marker, 1 / (hw.clock_ghz * 1e9))
+    modes = {run.run.id: not_native_modes(run) for run in result.runs}
     return PlotData(
         title=f"{Path(result.trace.source_path or '').name} on {hw.name}",
         runs=tuple(RunBars(row.run_id, row.linear_speedup, row.end_to_end_speedup, row.activation_io_savings,
-                           row.io_savings) for row in rows),
+                           row.io_savings, modes.get(row.run_id, ())) for row in rows),
         chosen_run=chosen.run.id,
         layers=tuple((row.layer, dict(row.cycles_by_role))
                      for row in sorted(layer_rows(chosen), key=lambda row: row.layer)),
         clock_ghz=hw.clock_ghz,
-        peak_tflops=2 * hw.compute.fp16_macs_per_cycle * hw.cores * hw.clock_ghz * 1e9 / 1e12,
+        roofs=roofs(hw, {item.precision for item in series} or {"fp16"}),
         bandwidth_gb_s=hw.memory.dram.bandwidth_gb_s,
         roofline=tuple(series),
     )
@@ -153,52 +215,89 @@ def _save(fig, path: Path) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def plot_speedup_io(data: PlotData, path: Path) -> None:
+def _run_tick_label(run: RunBars) -> str:
+    label = run.run_id.replace("/", "\n", 1)
+    return label + f"\n(not native: {', '.join(run.not_native_modes)})" if run.not_native else label
+
+
+def _hatch_not_native(bars, runs: tuple[RunBars, ...]) -> None:
+    for bar, run in zip(bars, runs):
+        if run.not_native:
+            bar.set_hatch(NOT_NATIVE_HATCH)
+            bar.set_edgecolor("white")
+
+
+def _not_native_legend_entry(ax) -> None:
+    """A legend entry for the hatching, added to the axes' own entries."""
+    from matplotlib.patches import Patch
+
+    handles, labels = ax.get_legend_handles_labels()
+    handles.append(Patch(facecolor="#bbbbbb", edgecolor="white", hatch=NOT_NATIVE_HATCH))
+    labels.append("hatched: pattern not native on this hardware")
+    ax.legend(handles, labels, loc="upper right", fontsize=8)
+
+
+def speedup_io_figure(data: PlotData):
+    """Speedups (top) and DRAM bytes saved (bottom) per run; runs whose pruned ops the hardware cannot run
+    natively are hatched and their tick label says how they run instead."""
     runs = data.runs
     x = list(range(len(runs)))
     fig = _figure(max(7, 0.9 * len(runs)), 7)
     top, bottom = fig.subplots(2, 1, sharex=True)
     width = 0.4
     left_x, right_x = [i - width / 2 for i in x], [i + width / 2 for i in x]
-    top.bar(left_x, [run.linear_speedup for run in runs], width, label="linear ops")
-    top.bar(right_x, [run.end_to_end_speedup for run in runs], width, label="end to end")
+    for ax, (left, right), scale in ((top, ("linear ops", "end to end"), 1),
+                                     (bottom, ("activation I/O", "all DRAM traffic"), 100)):
+        values = ((run.linear_speedup, run.end_to_end_speedup) if ax is top
+                  else (run.activation_io_savings, run.io_savings) for run in runs)
+        lefts, rights = zip(*values) if runs else ((), ())
+        _hatch_not_native(ax.bar(left_x, [scale * v for v in lefts], width, label=left), runs)
+        _hatch_not_native(ax.bar(right_x, [scale * v for v in rights], width, label=right), runs)
     top.axhline(1.0, color="black", linewidth=0.8)
     top.set_ylabel("speedup vs baseline (×)")
-    top.legend(loc="upper right")
     top.set_title(data.title)
-    bottom.bar(left_x, [100 * run.activation_io_savings for run in runs], width, label="activation I/O")
-    bottom.bar(right_x, [100 * run.io_savings for run in runs], width, label="all DRAM traffic")
     bottom.axhline(0.0, color="black", linewidth=0.8)
-    bottom.set_ylabel("DRAM bytes saved vs baseline (%)")
-    bottom.legend(loc="upper right")
+    negative = any(min(run.activation_io_savings, run.io_savings) < 0 for run in runs)
+    bottom.set_ylabel("DRAM bytes saved vs baseline (%)" + ("\n(why negative: report.md)" if negative else ""))
+    for ax in (top, bottom):
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, high + 0.3 * (high - low))  # headroom: the legend sits above the bars
+        if any(run.not_native for run in runs):
+            _not_native_legend_entry(ax)
+        else:
+            ax.legend(loc="upper right", fontsize=8)
     bottom.set_xticks(x)
-    bottom.set_xticklabels([run.run_id.replace("/", "\n", 1) for run in runs], rotation=60, ha="right", fontsize=7)
+    bottom.set_xticklabels([_run_tick_label(run) for run in runs], rotation=60, ha="right", fontsize=7)
     # The rotated run labels need a bottom margin that depends on their length: measure them (one text
     # layout each) rather than laying out the whole figure twice.
     renderer = fig.canvas.get_renderer()
     label_inches = max((label.get_window_extent(renderer).height for label in bottom.get_xticklabels()),
                        default=0.0) / fig.dpi
     fig.set_size_inches(fig.get_size_inches()[0], 7 + label_inches)
-    _margins(fig, left=0.85, right=0.2, bottom=label_inches + 0.25, top=0.45, hspace=0.15)
-    _save_png(fig, path)
+    _margins(fig, left=0.95, right=0.2, bottom=label_inches + 0.25, top=0.45, hspace=0.15)
+    return fig
 
 
-def plot_layers(data: PlotData, path: Path) -> None:
-    """Time per decoder layer, stacked by op role: one collection of rectangles per role."""
+def plot_speedup_io(data: PlotData, path: Path) -> None:
+    _save_png(speedup_io_figure(data), path)
+
+
+def layers_figure(data: PlotData):
+    """Time per decoder layer, stacked by op role (one collection of rectangles per role, in ROLE_ORDER,
+    each in its role's fixed colour)."""
     from matplotlib.collections import PolyCollection
 
     layers = data.layers
-    roles = sorted({role for _, by_role in layers for role in by_role})
+    roles = role_order({role for _, by_role in layers for role in by_role})
     fig = _figure(max(7, 0.25 * len(layers)), 4)
     ax = fig.subplots()
     half = 0.4
     bottoms = [0.0] * len(layers)
-    for index, role in enumerate(roles):
+    for role in roles:
         heights = [by_role.get(role, 0) / (data.clock_ghz * 1e3) for _, by_role in layers]
         boxes = [((i - half, b), (i - half, b + h), (i + half, b + h), (i + half, b))
                  for i, (b, h) in enumerate(zip(bottoms, heights)) if h > 0]
-        color = ROLE_COLORS.get(role, _FALLBACK_COLORS[index % len(_FALLBACK_COLORS)])
-        ax.add_collection(PolyCollection(boxes, facecolors=color, edgecolors="none", label=role))
+        ax.add_collection(PolyCollection(boxes, facecolors=role_color(role), edgecolors="none", label=role))
         bottoms = [b + h for b, h in zip(bottoms, heights)]
     ax.set_xlim(-0.8, len(layers) - 0.2)
     ax.set_ylim(0, 1.3 * max(bottoms, default=0.0) or 1.0)  # headroom: the legend sits above the bars
@@ -208,9 +307,13 @@ def plot_layers(data: PlotData, path: Path) -> None:
     ax.set_ylabel("time (µs)")
     ax.set_title(f"time per layer, {data.chosen_run}")
     ax.tick_params(axis="x", labelsize=6)
-    ax.legend(fontsize=6, ncol=min(8, max(1, len(roles))), loc="upper left")
+    ax.legend(fontsize=6, ncol=min(9, max(1, len(roles))), loc="upper left")
     _margins(fig, left=0.8, right=0.2, bottom=0.55, top=0.35)
-    _save_png(fig, path)
+    return fig
+
+
+def plot_layers(data: PlotData, path: Path) -> None:
+    _save_png(layers_figure(data), path)
 
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
@@ -225,18 +328,27 @@ def _power_of_ten(value: float, _position=None) -> str:
     return "10" + str(int(round(exponent))).translate(_SUPERSCRIPT)
 
 
-def plot_roofline(data: PlotData, path: Path) -> None:
+def roof_label(roof: Roof, bandwidth_gb_s: float) -> str:
+    return f"{' and '.join(roof.precisions)} roof ({roof.peak_tflops:.0f} TFLOP/s, {bandwidth_gb_s:g} GB/s)"
+
+
+def roofline_figure(data: PlotData):
+    """Each op precision's roof (labelled with its peak) and the GEMM ops of each drawn run, coloured like
+    the roof of their precision."""
     from matplotlib.ticker import FuncFormatter
 
     fig = _figure(7, 4.5)
     ax = fig.subplots()
     intensities = [10 ** (i / 10) for i in range(-20, 51)]
     bandwidth_tb_s = data.bandwidth_gb_s / 1e3
-    ax.plot(intensities, [min(data.peak_tflops, bandwidth_tb_s * x) for x in intensities], color="black",
-            label=f"fp16 roofline ({data.peak_tflops:.0f} TFLOP/s, {data.bandwidth_gb_s:g} GB/s)")
+    for roof in data.roofs:
+        ax.plot(intensities, [min(roof.peak_tflops, bandwidth_tb_s * x) for x in intensities],
+                color=PRECISION_COLORS.get(roof.precisions[-1], "black"), linewidth=1.2,
+                linestyle="-" if "fp16" in roof.precisions else "--", label=roof_label(roof, data.bandwidth_gb_s))
     for series in data.roofline:
         ax.scatter([p[0] for p in series.points], [p[1] for p in series.points], marker=series.marker, s=14,
-                   alpha=0.6, label=f"ops of {series.run_id}")
+                   alpha=0.6, color=PRECISION_COLORS.get(series.precision, "gray"),
+                   label=f"{series.precision} ops of {series.run_id}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.minorticks_off()
@@ -246,7 +358,11 @@ def plot_roofline(data: PlotData, path: Path) -> None:
     ax.set_ylabel("achieved TFLOP/s (useful)")
     ax.legend(fontsize=7, loc="upper left")
     _margins(fig, left=0.85, right=0.2, bottom=0.6, top=0.2)
-    _save_png(fig, path)
+    return fig
+
+
+def plot_roofline(data: PlotData, path: Path) -> None:
+    _save_png(roofline_figure(data), path)
 
 
 def draw_plots(data: PlotData, out_dir: Path, stop=None) -> dict[str, str]:
@@ -269,7 +385,8 @@ def _warm_up() -> None:
     """Import what drawing needs and load the font (what the first plot would otherwise pay)."""
     import importlib
 
-    for module in ("matplotlib.backends.backend_agg", "matplotlib.collections", "matplotlib.figure", "matplotlib.ticker"):
+    for module in ("matplotlib.backends.backend_agg", "matplotlib.collections", "matplotlib.figure", "matplotlib.patches",
+                   "matplotlib.ticker"):
         importlib.import_module(module)
     from matplotlib import font_manager
 

@@ -59,7 +59,7 @@ def print_trace_summary(trace, console) -> None:
     table = Table(title="runs in the trace", title_justify="left")
     for column, justify in (("run", "left"), ("ops lin/attn/vec", "right"), ("GEMM GFLOP", "right"),
                             ("sparsified linear FLOPs", "right"), ("linear act. MiB dense", "right"),
-                            ("compressed", "right"), ("act. I/O saved", "right"), ("accuracy", "left")):
+                            ("compressed", "right"), ("act. bytes saved if compressed", "right"), ("accuracy", "left")):
         table.add_column(column, justify=justify, no_wrap=column in ("run", "accuracy"))
     for run in trace.runs:
         summary = summarize_run(run)
@@ -70,7 +70,7 @@ def print_trace_summary(trace, console) -> None:
         table.add_row(run.id, f"{counts.get('linear', 0)}/{counts.get('attention', 0)}/{counts.get('vector', 0)}",
                       _gflop(summary.gemm_flops), f"{summary.sparsified_linear_flop_share:.1%}",
                       _mib(summary.linear_activation_bytes_dense), _mib(summary.linear_activation_bytes_compressed),
-                      f"{summary.activation_io_savings:.1%}", accuracy)
+                      f"{summary.activation_bytes_saved_if_compressed:.1%}", accuracy)
     console.print(table)
 
 

@@ -7,6 +7,8 @@ Definitions (docs/metrics.md):
 - linear activation bytes, compressed: the same, with every sparse op's activation replaced by its
   compressed size (values M·K·density·b plus index metadata, ceil(log2 M) bits per kept value; a
   bitmask, 1 bit per element, for unstructured ops).
+- activation bytes saved if compressed: 1 − compressed / dense. A property of the masks alone, not the
+  main job's "act. DRAM traffic saved" (simulated DRAM traffic, sparsifier traffic included).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class RunSummary:
         return self.sparsified_linear_flops / self.linear_flops if self.linear_flops else 0.0
 
     @property
-    def activation_io_savings(self) -> float:
+    def activation_bytes_saved_if_compressed(self) -> float:
         if not self.linear_activation_bytes_dense:
             return 0.0
         return 1.0 - self.linear_activation_bytes_compressed / self.linear_activation_bytes_dense

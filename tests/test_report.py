@@ -292,7 +292,7 @@ def test_report_md_says_why_an_io_saving_is_negative(tiny_result, tmp_path):
         assert sparsifier > 0
         saved = baseline_reads - reads
         change = f"save {saved / 1e9:.3f} GB" if saved >= 0 else f"grow by {-saved / 1e9:.3f} GB"
-        assert f"activation I/O saved {row.activation_io_savings:.1%}" in notes[0]
+        assert f"activation DRAM traffic saved {row.activation_io_savings:.1%}" in notes[0]
         assert f"{change}, its sparsifier's traffic" in notes[0]
         assert f"adds {sparsifier / 1e9:.3f} GB" in notes[0]
         rest = run.totals.dram_bytes - baseline.totals.dram_bytes + saved - sparsifier

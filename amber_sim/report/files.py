@@ -162,7 +162,7 @@ def _fmt(value, spec: str, missing: str = "n/a") -> str:
 
 
 def _negative_io_note(run: RunResult, row: RunRow) -> str | None:
-    """Why a run's activation I/O or DRAM traffic grew against its baseline, in bytes (None when neither did).
+    """Why a run's activation or total DRAM traffic grew against its baseline, in bytes (None when neither did).
 
     Activation bytes are the linears' A-operand reads plus the sparsifier's traffic (docs/metrics.md); a
     baseline is dense, so its activation bytes are reads only."""
@@ -172,8 +172,8 @@ def _negative_io_note(run: RunResult, row: RunRow) -> str | None:
     reads_saved = run.baseline_totals.activation_bytes - (run.totals.activation_bytes - sparsifier)
     rest = run.totals.dram_bytes - run.baseline_totals.dram_bytes - (sparsifier - reads_saved)
     change = f"save {reads_saved / 1e9:.3f} GB" if reads_saved >= 0 else f"grow by {-reads_saved / 1e9:.3f} GB"
-    return (f"- `{row.run_id}`: activation I/O saved {row.activation_io_savings:.1%}, all DRAM traffic "
-            f"{row.io_savings:.1%}: its activation reads (compressed values and index metadata, times the re-reads "
+    return (f"- `{row.run_id}`: activation DRAM traffic saved {row.activation_io_savings:.1%}, all DRAM "
+            f"traffic {row.io_savings:.1%}: its activation reads (compressed values and index metadata, times the re-reads "
             f"of the GEMM mappings it picks; ops.csv `activation_bytes`, `mapping`) {change}, its sparsifier's "
             f"traffic (selection writes and own passes) adds {sparsifier / 1e9:.3f} GB, and the rest of its traffic "
             f"(weights, outputs, vector ops) changes by {rest / 1e9:+.3f} GB.")
@@ -202,8 +202,8 @@ def report_markdown(result: TraceResult, plots: dict[str, str], chosen_run_id: s
         "",
         silicon_note(hw.name, load_summary()),
         "",
-        "| run | baseline | prefill ms | linear speedup | end-to-end speedup | compute util. | DRAM GB | act. I/O saved | "
-        "I/O saved | sparsified linear FLOPs | perplexity | top-1 agr. | bound |",
+        "| run | baseline | prefill ms | linear speedup | end-to-end speedup | compute util. | DRAM GB | "
+        "act. DRAM traffic saved | I/O saved | sparsified linear FLOPs | perplexity | top-1 agr. | bound |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:

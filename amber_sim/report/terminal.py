@@ -26,7 +26,7 @@ def print_report(result: TraceResult, console, chosen_run_id: str | None = None,
                         f"{trace.capture.tokens} tokens); speedups vs {baseline_phrase(rows)} on this hardware",
                   title_justify="left")
     columns = (("run", "left"), ("prefill ms", "right"), ("Mcycles", "right"), ("linear ×", "right"),
-               ("e2e ×", "right"), ("util.", "right"), ("DRAM GB", "right"), ("act. I/O saved", "right"),
+               ("e2e ×", "right"), ("util.", "right"), ("DRAM GB", "right"), ("act. DRAM traffic saved", "right"),
                ("I/O saved", "right"), ("sparse FLOPs", "right"), ("ppl", "right"), ("top-1", "right"),
                ("bound", "left"))
     for name, justify in columns:

@@ -15,7 +15,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # The simulator alone: base dependencies, no torch.
-$(BASE_STAMP): pyproject.toml constraints.txt | $(PY)
+$(BASE_STAMP): pyproject.toml setup.py constraints.txt | $(PY)
 	$(PIP) install -q -c constraints.txt -e .
 	touch $@
 
@@ -30,8 +30,9 @@ $(FULL_STAMP): $(BASE_STAMP)
 demo: $(BASE_STAMP)
 	$(VENV)/bin/amber-sim --hw $(HW) --trace $(TRACE)
 
+# --durations=15: the run ends with its 15 slowest tests (README, "Quickstart", says what to expect).
 test: $(FULL_STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 test-fast: $(FULL_STAMP)
 	$(PY) -m pytest -q -m "not slow"

@@ -228,7 +228,7 @@ def test_heatmap_has_a_panel_for_every_sparse_run_of_a_12_run_trace(ascend):
     assert {ax.get_title() for ax in panels} == expected and len(expected) == 10
     for ax in panels:  # every panel holds all 2 × 2 points
         assert np.isfinite(np.asarray(ax.images[0].get_array(), dtype=float)).sum() == 4
-    assert len(fig.axes) == 10 + 10 + 2  # 10 panels, their 10 colour bars, 2 unused cells of the 3 × 4 grid
+    assert len(fig.axes) == 10 + 1 + 2  # 10 panels, one colour bar for all, 2 unused cells of the 3 × 4 grid
 
 
 def test_heatmap_keeps_runs_that_share_pattern_and_precision_apart():
@@ -255,3 +255,99 @@ def test_speedup_lines_draw_one_line_per_run_even_when_runs_share_pattern_and_pr
             for run_id in speedups for index, x in enumerate((2, 1))]  # unsorted x: lines are drawn in x order
     plots.plot_speedup_lines(rows, "x", [1, 2], {}, tmp_path / "lines.png", "t")
     assert drawn == [[("2:4/amber/p/fp16", [1.2, 1.1]), ("2:4/wanda/p/fp16", [1.4, 1.3]), ("4:8 fp16", [1.06, 1.05])]]
+
+
+def _line_rows(values, axis="x", runs=("2:4/amber/p/fp16", "4:8/amber/p/fp16", "dense/none/none/fp16")):
+    """Rows of ``runs`` over one axis (speedup 1 + 0.1·run index + 0.01·value index)."""
+    return [{"run_id": run_id, "pattern": run_id.split("/")[0], "precision": "fp16", "point": {axis: value},
+             "end_to_end_speedup": 1 + 0.1 * index + 0.01 * position}
+            for index, run_id in enumerate(runs) for position, value in enumerate(values)]
+
+
+def _labelled_lines(ax):
+    return [line for line in ax.lines if not line.get_label().startswith("_")]
+
+
+def test_speedup_lines_keep_the_title_they_are_given():
+    from amber_sim.study.plots import speedup_lines_figure
+
+    rows = _line_rows([1, 2])
+    assert speedup_lines_figure(rows, "x", [1, 2], {}, "llama.json on ascend_like").axes[0].get_title() == \
+        "llama.json on ascend_like"  # was the last run's label
+    rows = [{**row, "point": {**row["point"], "y": 5}} for row in rows]
+    ax = speedup_lines_figure(rows, "x", [1, 2], {"y": 5}, "t").axes[0]
+    assert ax.get_title() == "t\n(held: y=5)"
+    assert [line.get_label() for line in _labelled_lines(ax)] == ["2:4 fp16", "4:8 fp16"]
+
+
+def test_categorical_axis_draws_unjoined_points_side_by_side():
+    from amber_sim.study.plots import speedup_lines_figure
+
+    values = [["2:4"], ["2:4", "4:8", "8:16"]]
+    fig = speedup_lines_figure(_line_rows(values, "sparsity.patterns"), "sparsity.patterns", values, {}, "t")
+    ax = fig.axes[0]
+    lines = _labelled_lines(ax)
+    assert len(lines) == 2
+    for line in lines:
+        assert line.get_linestyle() == "None" and line.get_marker() == "o"
+    xs = [list(line.get_xdata()) for line in lines]
+    for category in (0, 1):  # each run's point sits in its category's slot, the runs apart
+        placed = [x[category] for x in xs]
+        assert all(abs(x - category) < 0.5 for x in placed) and len(set(placed)) == len(placed)
+    fig.canvas.draw()
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["[2:4]", "[2:4,4:8,8:16]"]
+    numeric = speedup_lines_figure(_line_rows([1, 2, 3]), "x", [1, 2, 3], {}, "t").axes[0]
+    assert all(line.get_linestyle() == "-" for line in _labelled_lines(numeric))  # numbers: joined lines
+
+
+def test_log_axis_ticks_show_the_axis_values():
+    from amber_sim.study.plots import speedup_lines_figure
+
+    values = [400.0, 800.0, 1600.0, 3200.0]
+    fig = speedup_lines_figure(_line_rows(values, "memory.dram.bandwidth_gb_s"), "memory.dram.bandwidth_gb_s", values, {}, "t")
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    assert ax.get_xscale() == "log"
+    assert list(ax.get_xticks()) == values
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["400", "800", "1600", "3200"]
+    assert list(ax.get_xticks(minor=True)) == []
+    many = [float(2 ** power) for power in range(30)]  # at most 12 labelled ticks, each an axis value
+    ax = speedup_lines_figure(_line_rows(many), "x", many, {}, "t").axes[0]
+    assert 0 < len(ax.get_xticks()) <= 12 and set(ax.get_xticks()) <= set(many)
+
+
+def test_heatmap_panels_share_one_colour_scale(ascend):
+    import numpy as np
+
+    from amber_sim.study.plots import heatmap_figure
+
+    rows = _heatmap_rows(load_trace(TRACE_DIR / "smollm2-135m.json"), ascend)
+    fig = heatmap_figure(rows, "memory.dram.bandwidth_gb_s", [800.0, 1600.0],
+                         "sparsity.sparsifier.elements_per_cycle", [64, 256], {}, "smollm2")
+    images = [ax.images[0] for ax in _image_panels(fig)]
+    assert len(images) > 1
+    drawn = np.concatenate([np.asarray(image.get_array(), dtype=float).ravel() for image in images])
+    assert {(image.norm.vmin, image.norm.vmax) for image in images} == {(drawn.min(), drawn.max())}
+    assert len({id(image.norm) for image in images}) == 1
+    colour_bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(colour_bars) == 1 and "all panels" in colour_bars[0].get_ylabel()
+
+
+def test_sweep_roofline_labels_every_roof_with_its_precision_and_config():
+    from amber_sim.study.plots import sweep_roofline_figure
+
+    rows = [{"run_id": f"{pattern}/x/y/{precision}", "pattern": pattern, "precision": precision, "dram_bytes": 1e9,
+             "prefill_ms": 1.0, "useful_macs": 1e11} for pattern in ("dense", "2:4") for precision in ("fp16", "w8a8")]
+    rooflines = {"a": (354e12, 708e12, 400e9), "b": (354e12, 708e12, 800e9), "c": (354e12, 708e12, 800e9)}
+    ax = sweep_roofline_figure(rows, rooflines, "t").axes[0]
+    roofs = {line.get_label(): line for line in ax.lines}
+    assert sorted(roofs) == sorted(f"{precision} roof: {peak} TFLOP/s, {bandwidth} GB/s"
+                                   for precision, peak in (("fp16", 354), ("int8", 708)) for bandwidth in (400, 800))
+    for label, line in roofs.items():
+        assert max(line.get_ydata()) == pytest.approx(708 if label.startswith("int8") else 354)
+        assert line.get_linestyle() == ("--" if label.startswith("int8") else "-")
+    legends = [child for child in ax.get_children() if type(child).__name__ == "Legend"]
+    assert any(sorted(text.get_text() for text in legend.texts) == sorted(roofs) for legend in legends)
+    fp16_only = sweep_roofline_figure([row for row in rows if row["precision"] == "fp16"], rooflines, "t").axes[0]
+    assert [line.get_label() for line in fp16_only.lines] == ["fp16 roof: 354 TFLOP/s, 400 GB/s",
+                                                              "fp16 roof: 354 TFLOP/s, 800 GB/s"]

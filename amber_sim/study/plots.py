@@ -1,4 +1,8 @@
-"""PNG plots of sweeps and studies (matplotlib Agg, deterministic metadata, atomic writes)."""
+"""PNG plots of sweeps and studies (matplotlib Agg, deterministic metadata, atomic writes).
+
+Each plot has a builder that returns its Figure (``speedup_lines_figure``, ``heatmap_figure``,
+``sweep_roofline_figure``: what tests inspect) and a ``plot_*`` that saves it.
+"""
 
 from __future__ import annotations
 
@@ -26,9 +30,46 @@ def _is_numeric(values: Sequence[Any]) -> bool:
     return all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in values)
 
 
-def plot_speedup_lines(rows: list[dict[str, Any]], axis: str, axis_values: Sequence[Any],
-                       fixed: dict[str, Any], path: Path, title: str) -> None:
-    """End-to-end speedup vs one axis, one line per sparse run; other axes held at ``fixed``."""
+def _run_colors(count: int) -> list:
+    """Distinct colours for ``count`` lines or point sets (tab10, or tab20 beyond 10)."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if count <= 10 else "tab20"]
+    return [cmap(index % cmap.N) for index in range(count)]
+
+
+_MAX_VALUE_TICKS = 12
+
+
+def _value_ticks(ax, values: Sequence[float]) -> None:
+    """x ticks at the axis values themselves (at most 12 of them), written as the values, also on a log axis."""
+    from matplotlib.ticker import NullLocator
+
+    values = sorted(values)
+    if min(values) > 0 and max(values) / min(values) >= 8:
+        ax.set_xscale("log", base=2)
+    shown = values[::math.ceil(len(values) / _MAX_VALUE_TICKS)]
+    ax.set_xticks(shown)
+    ax.set_xticklabels([_axis_text(value) for value in shown])
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
+def _category_offsets(count: int, width: float = 0.6) -> list[float]:
+    """Horizontal offsets that set ``count`` point sets side by side within one category slot."""
+    if count <= 1:
+        return [0.0] * count
+    return [-width / 2 + width * index / (count - 1) for index in range(count)]
+
+
+def _held_text(fixed: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={_axis_text(value)}" for key, value in fixed.items())
+
+
+def speedup_lines_figure(rows: list[dict[str, Any]], axis: str, axis_values: Sequence[Any],
+                         fixed: dict[str, Any], title: str):
+    """End-to-end speedup vs one axis, one series per sparse run; other axes held at ``fixed``. A numeric
+    axis draws lines (ticks at the axis values, log-spaced when they span 8× or more); a categorical one
+    draws unjoined points, the runs side by side within each category."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     numeric = _is_numeric(axis_values)
@@ -39,24 +80,37 @@ def plot_speedup_lines(rows: list[dict[str, Any]], axis: str, axis_values: Seque
         if row["pattern"] == "dense" or any(point.get(key) != value for key, value in fixed.items()):
             continue
         by_run.setdefault(row["run_id"], []).append((positions[_axis_text(point[axis])], row["end_to_end_speedup"]))
-    for run_id, title in run_titles(rows):
-        if run_id in by_run:
-            xs, ys = zip(*sorted(by_run[run_id]))
-            ax.plot(xs, ys, marker="o", markersize=3, label=title)
+    drawn = [(run_id, run_title) for run_id, run_title in run_titles(rows) if run_id in by_run]
+    for (run_id, run_title), color, offset in zip(drawn, _run_colors(len(drawn)), _category_offsets(len(drawn))):
+        xs, ys = zip(*sorted(by_run[run_id]))
+        if numeric:
+            ax.plot(xs, ys, marker="o", markersize=3, color=color, label=run_title)
+        else:
+            ax.plot([x + offset for x in xs], ys, marker="o", markersize=4, linestyle="none", color=color,
+                    label=run_title)
     ax.axhline(1.0, color="black", linewidth=0.8)
     if numeric:
-        if min(axis_values) > 0 and max(axis_values) / min(axis_values) >= 8:
-            ax.set_xscale("log", base=2)
+        _value_ticks(ax, axis_values)
     else:
         ax.set_xticks(list(positions.values()))
         ax.set_xticklabels(list(positions), rotation=20, ha="right", fontsize=7)
+        ax.set_xlim(-0.6, len(positions) - 0.4)
+        for boundary in range(1, len(positions)):
+            ax.axvline(boundary - 0.5, color="#dddddd", linewidth=0.8)
     ax.set_xlabel(axis)
     ax.set_ylabel("end-to-end speedup vs dense (×)")
-    held = ", ".join(f"{key}={_axis_text(value)}" for key, value in fixed.items())
+    held = _held_text(fixed)
     ax.set_title(title + (f"\n(held: {held})" if held else ""), fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: it hides no point
+    return fig
+
+
+def plot_speedup_lines(rows: list[dict[str, Any]], axis: str, axis_values: Sequence[Any],
+                       fixed: dict[str, Any], path: Path, title: str) -> None:
+    """Write speedup_lines_figure to ``path``."""
+    fig = speedup_lines_figure(rows, axis, axis_values, fixed, title)
     _save(fig, path)
-    plt.close(fig)
+    _pyplot().close(fig)
 
 
 def run_titles(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -76,31 +130,57 @@ def _panel_grid(panels: int) -> tuple[int, int]:
     return -(-panels // columns), columns
 
 
+def _speedup_grid(rows, run_id, x_axis, x_values, y_axis, y_values, fixed):
+    """The run's end-to-end speedups over (y, x) (NaN where no row is)."""
+    import numpy as np
+
+    grid = np.full((len(y_values), len(x_values)), np.nan)
+    x_index = {_axis_text(value): i for i, value in enumerate(x_values)}
+    y_index = {_axis_text(value): i for i, value in enumerate(y_values)}
+    for row in rows:
+        point = row["point"]
+        if row["run_id"] != run_id or any(point.get(key) != value for key, value in fixed.items()):
+            continue
+        grid[y_index[_axis_text(point[y_axis])], x_index[_axis_text(point[x_axis])]] = row["end_to_end_speedup"]
+    return grid
+
+
+def _shared_norm(grids):
+    """One colour scale for every panel: from the smallest to the largest speedup drawn."""
+    import numpy as np
+    from matplotlib.colors import Normalize
+
+    finite = np.concatenate([grid[np.isfinite(grid)] for grid in grids]) if grids else np.array([])
+    if finite.size == 0:
+        return Normalize(0.0, 1.0)
+    low, high = float(finite.min()), float(finite.max())
+    return Normalize(low, high if high > low else low + 1e-9)
+
+
 def heatmap_figure(rows: list[dict[str, Any]], x_axis: str, x_values: Sequence[Any], y_axis: str,
                    y_values: Sequence[Any], fixed: dict[str, Any], title: str):
-    """The heatmap figure (None without sparse runs): end-to-end speedup over two axes, one panel per sparse run."""
+    """The heatmap figure (None without sparse runs): end-to-end speedup over two axes, one panel per sparse
+    run, every panel on one colour scale (one norm, one colour bar), each cell also written as a number."""
     plt = _pyplot()
     import numpy as np
 
     panels = run_titles(rows)
     if not panels:
         return None
+    grids = [_speedup_grid(rows, run_id, x_axis, x_values, y_axis, y_values, fixed) for run_id, _ in panels]
+    norm = _shared_norm(grids)
+    cmap = plt.get_cmap("viridis")
     lines, columns = _panel_grid(len(panels))
-    fig, axes = plt.subplots(lines, columns, figsize=(4.2 * columns, 3.4 * lines), squeeze=False)
-    x_index = {_axis_text(value): i for i, value in enumerate(x_values)}
-    y_index = {_axis_text(value): i for i, value in enumerate(y_values)}
-    for panel, (run_id, label) in enumerate(panels):
-        grid = np.full((len(y_values), len(x_values)), np.nan)
-        for row in rows:
-            point = row["point"]
-            if row["run_id"] != run_id or any(point.get(key) != value for key, value in fixed.items()):
-                continue
-            grid[y_index[_axis_text(point[y_axis])], x_index[_axis_text(point[x_axis])]] = row["end_to_end_speedup"]
+    fig, axes = plt.subplots(lines, columns, figsize=(4.2 * columns + 0.8, 3.4 * lines), squeeze=False,
+                             layout="constrained")
+    image = None
+    for panel, ((_, label), grid) in enumerate(zip(panels, grids)):
         ax = axes[panel // columns][panel % columns]
-        image = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
+        image = ax.imshow(grid, origin="lower", aspect="auto", cmap=cmap, norm=norm)
         for (i, j), value in np.ndenumerate(grid):
-            if np.isfinite(value):
-                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6, color="white")
+            if np.isfinite(value):  # dark text on the bright end of the scale
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6,
+                        color="black" if norm(value) > 0.6 else "white")
         ax.set_xticks(range(len(x_values)))
         ax.set_xticklabels([_axis_text(v) for v in x_values], rotation=30, ha="right", fontsize=6)
         ax.set_yticks(range(len(y_values)))
@@ -108,12 +188,11 @@ def heatmap_figure(rows: list[dict[str, Any]], x_axis: str, x_values: Sequence[A
         ax.set_xlabel(x_axis, fontsize=7)
         ax.set_ylabel(y_axis, fontsize=7)
         ax.set_title(label, fontsize=8)
-        fig.colorbar(image, ax=ax, shrink=0.8)
     for panel in range(len(panels), lines * columns):
         axes[panel // columns][panel % columns].axis("off")
-    held = ", ".join(f"{key}={_axis_text(value)}" for key, value in fixed.items())
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="end-to-end speedup vs dense (×), all panels")
+    held = _held_text(fixed)
     fig.suptitle(title + " (end-to-end speedup)" + (f"; held: {held}" if held else ""), fontsize=9)
-    fig.tight_layout()
     return fig
 
 
@@ -127,35 +206,66 @@ def plot_heatmaps(rows: list[dict[str, Any]], x_axis: str, x_values: Sequence[An
     _pyplot().close(fig)
 
 
-def plot_sweep_roofline(rows: list[dict[str, Any]], rooflines: dict[str, tuple[float, float]], path: Path,
-                        title: str) -> None:
+PRECISION_MARKERS = {"fp16": "o", "w8a8": "s"}  # a run's precision -> its points' marker
+ROOF_PRECISIONS = {"fp16": "fp16", "w8a8": "int8"}  # a run's precision -> the op precision of its linears' roof
+
+
+def _roof_shades(count: int) -> list[str]:
+    """Greys from dark to light, one per roof configuration."""
+    return [str(round(0.15 + 0.5 * index / max(1, count - 1), 3)) for index in range(count)]
+
+
+def sweep_roofline_figure(rows: list[dict[str, Any]], rooflines: dict[str, tuple[float, float, float]], title: str):
     """Whole-prefill operating points (useful FLOP per DRAM byte, useful TFLOP/s) over the rooflines.
 
-    ``rooflines``: {config hash: (peak fp16 FLOP/s, DRAM bytes/s)}; at most 6 distinct ones are drawn."""
+    ``rooflines``: {config hash: (peak fp16 FLOP/s, peak int8 FLOP/s, DRAM bytes/s)}; at most 6 distinct ones are
+    drawn (else the lowest, middle and highest). Each is drawn for every precision of the runs (the int8 roof
+    for w8a8 runs, whose linears run in int8), in one grey per configuration, solid for fp16 and dashed for
+    int8, and labelled with its precision, peak and bandwidth. Points: colour = pattern, marker = precision."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 5))
     intensities = [10 ** (i / 10) for i in range(-10, 41)]
     distinct = sorted(set(rooflines.values()))
     shown = distinct if len(distinct) <= 6 else [distinct[0], distinct[len(distinct) // 2], distinct[-1]]
-    for peak, bandwidth in shown:
-        ax.plot(intensities, [min(peak, bandwidth * x) / 1e12 for x in intensities], color="gray", linewidth=0.8)
-    by_run: dict[str, list[tuple[float, float]]] = {}
+    roof_precisions = sorted({ROOF_PRECISIONS.get(row["precision"], "fp16") for row in rows} or {"fp16"},
+                             key=lambda name: (name != "fp16", name))
+    roof_lines = []
+    for (fp16, int8, bandwidth), shade in zip(shown, _roof_shades(len(shown))):
+        for precision in roof_precisions:
+            peak = int8 if precision == "int8" else fp16
+            roof_lines += ax.plot(intensities, [min(peak, bandwidth * x) / 1e12 for x in intensities], color=shade,
+                                  linewidth=1.0, linestyle="--" if precision == "int8" else "-",
+                                  label=f"{precision} roof: {peak / 1e12:.0f} TFLOP/s, {bandwidth / 1e9:g} GB/s")
+    by_run: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for row in rows:
         if not row["dram_bytes"] or not row["prefill_ms"]:
             continue
         flop = 2.0 * row["useful_macs"]
-        by_run.setdefault(run_label(row), []).append((flop / row["dram_bytes"], flop / (row["prefill_ms"] * 1e-3) / 1e12))
-    for label in sorted(by_run):
-        points = by_run[label]
-        ax.scatter([p[0] for p in points], [p[1] for p in points], s=10, alpha=0.6, label=label)
+        by_run.setdefault((row["pattern"], row["precision"]), []).append(
+            (flop / row["dram_bytes"], flop / (row["prefill_ms"] * 1e-3) / 1e12))
+    patterns = sorted({pattern for pattern, _ in by_run})
+    colors = dict(zip(patterns, _run_colors(len(patterns))))
+    for pattern, precision in sorted(by_run):
+        points = by_run[(pattern, precision)]
+        ax.scatter([p[0] for p in points], [p[1] for p in points], s=12, alpha=0.7, color=colors[pattern],
+                   marker=PRECISION_MARKERS.get(precision, "D"), label=f"{pattern} {precision}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity of the prefill (useful FLOP per DRAM byte)")
     ax.set_ylabel("achieved useful TFLOP/s")
-    ax.set_title(title + f" ({len(shown)} of {len(distinct)} rooflines drawn, gray)", fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(title + f" ({len(shown)} of {len(distinct)} hardware rooflines drawn)", fontsize=9)
+    roofs_legend = ax.legend(handles=roof_lines, fontsize=6, loc="upper left", title="rooflines", title_fontsize=7)
+    ax.add_artist(roofs_legend)
+    ax.legend(handles=ax.collections, fontsize=7, ncol=2, loc="lower right")
+    return fig
+
+
+def plot_sweep_roofline(rows: list[dict[str, Any]], rooflines: dict[str, tuple[float, float, float]], path: Path,
+                        title: str) -> None:
+    """Write sweep_roofline_figure to ``path``."""
+    fig = sweep_roofline_figure(rows, rooflines, title)
     _save(fig, path)
-    plt.close(fig)
+    _pyplot().close(fig)
 
 
 def plot_pareto(rows: list[dict[str, Any]], path: Path, title: str) -> None:

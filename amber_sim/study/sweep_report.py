@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 from amber_sim.atomic import atomic_write_text
 from amber_sim.hw.config import HardwareConfig
+from amber_sim.sim.compute import peak_macs_per_cycle
 from amber_sim.study import plots
 from amber_sim.study.axes import Axis
 from amber_sim.study.store import write_csv
@@ -23,6 +24,11 @@ def _reference(axis_path: str, values: Sequence[Any], base: HardwareConfig | Non
         if node in values:
             return node
     return values[0]
+
+
+def _peak_flop_per_s(hw: HardwareConfig, int8: bool) -> float:
+    """The chip's dense peak at this precision (the simulator's peak_macs_per_cycle)."""
+    return 2.0 * peak_macs_per_cycle(hw, int8) * hw.clock_ghz * 1e9
 
 
 def write_sweep_report(rows: list[dict[str, Any]], axes: Sequence[Axis], seq_lens: Sequence[int],
@@ -48,10 +54,8 @@ def write_sweep_report(rows: list[dict[str, Any]], axes: Sequence[Axis], seq_len
         fixed = {other: reference[other] for other, _ in dims[2:]}
         plots.plot_heatmaps(rows, x_path, x_values, y_path, y_values, fixed, out_dir / "heatmap.png", title)
         figures.append((f"{x_path} × {y_path}", "heatmap.png"))
-    rooflines = {}
-    for c_hash, hw in configs.items():
-        peak = 2.0 * hw.compute.fp16_macs_per_cycle * hw.cores * hw.clock_ghz * 1e9
-        rooflines[c_hash] = (peak, hw.memory.dram.bandwidth_gb_s * 1e9)
+    rooflines = {c_hash: (_peak_flop_per_s(hw, int8=False), _peak_flop_per_s(hw, int8=True),
+                          hw.memory.dram.bandwidth_gb_s * 1e9) for c_hash, hw in configs.items()}
     plots.plot_sweep_roofline(rows, rooflines, out_dir / "roofline.png", title)
     figures.append(("Roofline with the sweep's operating points", "roofline.png"))
     written += [name for _, name in figures]

@@ -102,3 +102,76 @@ def test_study_files(tmp_path, configs):
     text = (tmp_path / "bottleneck" / "report.md").read_text()
     assert "What must improve next" in text
     assert len((tmp_path / "bottleneck" / "bottleneck.csv").read_text().splitlines()) == 1 + len(trace.runs)
+
+
+def _boxes_overlap(boxes):
+    return [(a, b) for index, a in enumerate(boxes) for b in boxes[index + 1:] if a.overlaps(b)]
+
+
+def _crowded_front():
+    """12 Pareto-optimal points close together (cost ↑ with speedup ↑), and 6 points they dominate."""
+    rows = [{"hw_name": f"hw{i}", "run_id": f"2:4/a/b/{'fp16' if i % 2 else 'w8a8'}", "pattern": "2:4",
+             "precision": "fp16" if i % 2 else "w8a8", "perplexity": None, "cost_mm2": 300.0 + i,
+             "end_to_end_speedup": 1.0 + 0.002 * i} for i in range(12)]
+    rows += [{**row, "hw_name": f"slow{i}", "end_to_end_speedup": row["end_to_end_speedup"] - 0.05}
+             for i, row in enumerate(rows[:6])]
+    for row, on_front in zip(rows, pareto_front([(-row["end_to_end_speedup"], row["cost_mm2"]) for row in rows])):
+        row["pareto"] = on_front
+    return rows
+
+
+def test_pareto_labels_are_numbers_that_do_not_overlap_with_a_key():
+    from amber_sim.study.plots import pareto_figure
+
+    rows = _crowded_front()
+    front = [row for row in rows if row["pareto"]]
+    assert len(front) == 12
+    fig = pareto_figure(rows, "t")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    labels = [text for text in ax.texts]
+    assert sorted(int(text.get_text()) for text in labels) == list(range(1, 13))  # only the front, numbered
+    assert _boxes_overlap([text.get_window_extent(renderer) for text in labels]) == []
+    key = [text.get_text() for text in ax.get_legend().texts]
+    assert sorted(key) == sorted(f"{number}: {row['run_id']} @ {row['hw_name']}" for number, row in
+                                 enumerate(sorted(front, key=lambda row: row["cost_mm2"]), start=1))
+    for text in labels:  # each number is drawn next to the point its key line names
+        row = next(row for row in front if key[int(text.get_text()) - 1].endswith(f"@ {row['hw_name']}"))
+        assert tuple(text.xy) == (row["cost_mm2"], row["end_to_end_speedup"])
+
+
+def test_pareto_plot_of_a_study_labels_only_the_front(configs):
+    from amber_sim.study.plots import pareto_figure
+
+    rows = codesign_rows(load_trace(TRACE_DIR / "smollm2-135m.json"), configs)
+    fig = pareto_figure(rows, "t")
+    fig.canvas.draw()
+    places = {(row["perplexity"], row["end_to_end_speedup"]) for row in rows if row["pareto"]}
+    texts = fig.axes[0].texts
+    assert {tuple(text.xy) for text in texts} == places
+    assert _boxes_overlap([text.get_window_extent(fig.canvas.get_renderer()) for text in texts]) == []
+    assert "of the same precision" in fig.axes[0].get_ylabel()
+
+
+def test_speedup_cost_says_which_precision_each_speedup_is_for(configs):
+    from amber_sim.study.plots import speedup_cost_figure
+
+    rows = codesign_rows(load_trace(TRACE_DIR / "smollm2-135m.json"), configs)
+    assert {row["precision"] for row in rows} == {"fp16", "w8a8"}
+    fig = speedup_cost_figure(rows, "t")
+    panels = [ax for ax in fig.axes if ax.collections]
+    assert [ax.get_title() for ax in panels] == ["fp16 runs", "w8a8 runs"]
+    for ax, precision in zip(panels, ("fp16", "w8a8")):
+        assert ax.get_ylabel() == f"end-to-end prefill speedup vs dense {precision} (×)"
+        drawn = sorted(tuple(point) for collection in ax.collections for point in collection.get_offsets())
+        assert drawn == sorted((row["cost_mm2"], row["end_to_end_speedup"]) for row in rows
+                               if row["precision"] == precision)
+        assert len(ax.texts) == 0  # no labels at the points, so none overlap: colours and a legend instead
+    assert "each against the dense run of that precision" in fig.get_suptitle()
+    legend = fig.axes[-1].get_legend() or next(ax.get_legend() for ax in panels if ax.get_legend())
+    assert sorted(text.get_text() for text in legend.texts) == sorted({row["pattern"] for row in rows})
+    fig.canvas.draw()
+    tops = [child for ax in panels for child in ax.child_axes]  # hardware named along the top of each panel
+    names = {label.get_text() for top in tops for label in top.get_xticklabels()}
+    assert names == {hw.name for hw in configs}

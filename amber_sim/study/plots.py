@@ -1,7 +1,8 @@
 """PNG plots of sweeps and studies (matplotlib Agg, deterministic metadata, atomic writes).
 
 Each plot has a builder that returns its Figure (``speedup_lines_figure``, ``heatmap_figure``,
-``sweep_roofline_figure``: what tests inspect) and a ``plot_*`` that saves it.
+``sweep_roofline_figure``, ``pareto_figure``, ``speedup_cost_figure``: what tests inspect) and a ``plot_*``
+that saves it.
 """
 
 from __future__ import annotations
@@ -268,47 +269,146 @@ def plot_sweep_roofline(rows: list[dict[str, Any]], rooflines: dict[str, tuple[f
     _pyplot().close(fig)
 
 
-def plot_pareto(rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    """Perplexity vs end-to-end speedup, colour = cost (mm²); Pareto points ringed and labelled."""
+_LABEL_OFFSETS = ((5, 5), (5, -13), (-13, 5), (-13, -13), (5, 16), (-13, 16), (5, -24), (-13, -24), (16, -4),
+                  (-24, -4), (16, 16), (-24, 16), (16, -24), (-24, -24), (28, -4), (-36, -4))  # points
+
+
+def _place_labels(ax, anchors: list[tuple[float, float]], texts: list[str]) -> list:
+    """Annotate each anchor (data coordinates) with its text at the first offset whose box overlaps no label
+    placed before it (the last offset when all do); returns the annotations."""
+    renderer = ax.figure.canvas.get_renderer()
+    placed, boxes = [], []
+    for (x, y), text in zip(anchors, texts):
+        for offset in _LABEL_OFFSETS:
+            note = ax.annotate(text, (x, y), xytext=offset, textcoords="offset points", fontsize=7,
+                               fontweight="bold")
+            box = note.get_window_extent(renderer).expanded(1.1, 1.1)
+            if not any(box.overlaps(other) for other in boxes) or offset == _LABEL_OFFSETS[-1]:
+                break
+            note.remove()
+        placed.append(note)
+        boxes.append(box)
+    return placed
+
+
+def _pareto_names(front: list[dict[str, Any]], x_of) -> tuple[list[tuple[float, float]], list[str], list[str]]:
+    """Numbers for the Pareto points: (anchors, their numbers, key lines). Points drawn at the same place share
+    one label ("1,2")."""
+    by_place: dict[tuple[float, float], list[int]] = {}
+    key = []
+    for number, row in enumerate(front, start=1):
+        by_place.setdefault((x_of(row), row["end_to_end_speedup"]), []).append(number)
+        key.append(f"{number}: {row['run_id']} @ {row['hw_name']}")
+    anchors = list(by_place)
+    return anchors, [",".join(map(str, by_place[anchor])) for anchor in anchors], key
+
+
+def pareto_figure(rows: list[dict[str, Any]], title: str):
+    """Perplexity (or, without measured accuracy, cost) vs end-to-end speedup; colour = cost (mm²), marker =
+    precision; Pareto points ringed and numbered, the numbers placed so that no two overlap, with a key
+    below the plot."""
     plt = _pyplot()
+    from matplotlib.colors import Normalize
+    from matplotlib.lines import Line2D
+
     with_ppl = [row for row in rows if row.get("perplexity") is not None]
+    drawn, x_key = (with_ppl, "perplexity") if with_ppl else (rows, "cost_mm2")
     fig, ax = plt.subplots(figsize=(8, 5))
-    if with_ppl:
-        x = [row["perplexity"] for row in with_ppl]
-    else:  # no measured accuracy: speedup vs cost only
-        x = [row["cost_mm2"] for row in rows]
-        with_ppl = rows
-    scatter = ax.scatter(x, [row["end_to_end_speedup"] for row in with_ppl],
-                         c=[row["cost_mm2"] for row in with_ppl], cmap="plasma", s=30)
-    fig.colorbar(scatter, ax=ax, label="relative hardware cost (mm²)")
-    for row, x_value in zip(with_ppl, x):
-        if row["pareto"]:
-            ax.scatter([x_value], [row["end_to_end_speedup"]], s=120, facecolors="none", edgecolors="black")
-            ax.annotate(f"{row['pattern']} @ {row['hw_name']}", (x_value, row["end_to_end_speedup"]), fontsize=6,
-                        xytext=(4, 3), textcoords="offset points")
-    ax.set_xlabel("perplexity (lower is better)" if rows and rows[0].get("perplexity") is not None
-                  else "relative hardware cost (mm²)")
-    ax.set_ylabel("end-to-end prefill speedup vs dense (×)")
-    ax.set_title(title + "; ringed: Pareto-optimal (perplexity ↓, speedup ↑, cost ↓)", fontsize=9)
+    costs = [row["cost_mm2"] for row in drawn]
+    norm = Normalize(min(costs, default=0.0), max(costs, default=1.0))
+    scatter = None
+    for precision in sorted({row["precision"] for row in drawn}):
+        mine = [row for row in drawn if row["precision"] == precision]
+        scatter = ax.scatter([row[x_key] for row in mine], [row["end_to_end_speedup"] for row in mine],
+                             c=[row["cost_mm2"] for row in mine], cmap="plasma", norm=norm, s=30,
+                             marker=PRECISION_MARKERS.get(precision, "D"), label=f"{precision} runs")
+    if scatter is not None:
+        fig.colorbar(scatter, ax=ax, label="relative hardware cost (mm²)")
+    front = sorted((row for row in drawn if row["pareto"]), key=lambda row: (row[x_key], -row["end_to_end_speedup"],
+                                                                              row["hw_name"], row["run_id"]))
+    ax.scatter([row[x_key] for row in front], [row["end_to_end_speedup"] for row in front], s=140,
+               facecolors="none", edgecolors="black", label="Pareto-optimal")
+    anchors, numbers, key = _pareto_names(front, lambda row: row[x_key])
+    ax.margins(0.08)
+    ax.autoscale_view()
+    _place_labels(ax, anchors, numbers)
+    ax.set_xlabel("perplexity (lower is better)" if x_key == "perplexity" else "relative hardware cost (mm²)")
+    ax.set_ylabel("end-to-end prefill speedup vs the dense run\nof the same precision (×)")
+    objectives = ("perplexity ↓, " if x_key == "perplexity" else "") + "speedup ↑, cost ↓"
+    ax.set_title(f"{title}; ringed: Pareto-optimal ({objectives})", fontsize=9)
+    ax.add_artist(ax.legend(fontsize=7, loc="lower right"))
+    blank = [Line2D([], [], linestyle="none") for _ in key]
+    ax.legend(blank, key, loc="upper left", bbox_to_anchor=(0.0, -0.13), ncol=2 if len(key) > 6 else 1,
+              fontsize=7, handlelength=0, handletextpad=0, title="Pareto-optimal points", title_fontsize=7)
+    return fig
+
+
+def plot_pareto(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Write pareto_figure to ``path``."""
+    fig = pareto_figure(rows, title)
     _save(fig, path)
-    plt.close(fig)
+    _pyplot().close(fig)
+
+
+def _precision_order(precisions) -> list[str]:
+    return sorted(set(precisions), key=lambda name: (name != "fp16", name))
+
+
+def _hardware_ticks(ax, rows: list[dict[str, Any]]) -> None:
+    """Name the hardware at its cost along the top of the axes (configs of equal cost share a tick)."""
+    names: dict[float, list[str]] = {}
+    for row in rows:
+        if row["hw_name"] not in names.setdefault(row["cost_mm2"], []):
+            names[row["cost_mm2"]].append(row["hw_name"])
+    top = ax.secondary_xaxis("top")
+    top.set_xticks(sorted(names))
+    top.set_xticklabels([" / ".join(names[cost]) for cost in sorted(names)], rotation=60, ha="left", fontsize=7)
+
+
+def speedup_cost_figure(rows: list[dict[str, Any]], title: str):
+    """End-to-end speedup vs hardware cost, one panel per precision (each run's speedup is against the dense
+    run of its own precision); colour = run (its pattern, or its id when two runs of a precision share it);
+    the hardware is named along the top. No text at the points, so nothing overlaps."""
+    plt = _pyplot()
+    precisions = _precision_order(row["precision"] for row in rows) or ["fp16"]
+    fig, axes = plt.subplots(1, len(precisions), figsize=(5.5 * len(precisions) + 1.5, 5.2), squeeze=False,
+                             sharex=True, layout="constrained")
+    labels = {row["run_id"]: _run_in_precision(row, rows) for row in rows}
+    ordered = sorted(set(labels.values()))
+    colors = dict(zip(ordered, _run_colors(len(ordered))))
+    for ax, precision in zip(axes[0], precisions):
+        mine = [row for row in rows if row["precision"] == precision]
+        for label in sorted({labels[row["run_id"]] for row in mine}):
+            points = [row for row in mine if labels[row["run_id"]] == label]
+            ax.scatter([row["cost_mm2"] for row in points], [row["end_to_end_speedup"] for row in points], s=25,
+                       color=colors[label], label=label, alpha=0.85)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_xlabel("relative hardware cost (mm²)")
+        ax.set_ylabel(f"end-to-end prefill speedup vs dense {precision} (×)")
+        ax.set_title(f"{precision} runs", fontsize=9)
+        _hardware_ticks(ax, mine)
+    handles = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    axes[0][-1].legend([handles[label] for label in ordered], ordered, fontsize=7, loc="upper left",
+                       bbox_to_anchor=(1.02, 1.0), title="run", title_fontsize=7)
+    fig.suptitle(title + ": speedup per precision, each against the dense run of that precision", fontsize=9)
+    return fig
+
+
+def _run_in_precision(row: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """The run's pattern, or its id when another run of the same precision has the same pattern."""
+    shared = {other["run_id"] for other in rows
+              if other["precision"] == row["precision"] and other["pattern"] == row["pattern"]}
+    return row["run_id"] if len(shared) > 1 else row["pattern"]
 
 
 def plot_speedup_cost(rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for hw_name in sorted({row["hw_name"] for row in rows}):
-        mine = [row for row in rows if row["hw_name"] == hw_name]
-        ax.scatter([row["cost_mm2"] for row in mine], [row["end_to_end_speedup"] for row in mine], label=hw_name, s=20)
-        for row in mine:
-            ax.annotate(row["pattern"], (row["cost_mm2"], row["end_to_end_speedup"]), fontsize=6, xytext=(3, 2),
-                        textcoords="offset points")
-    ax.set_xlabel("relative hardware cost (mm²)")
-    ax.set_ylabel("end-to-end prefill speedup vs dense (×)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
+    """Write speedup_cost_figure to ``path``."""
+    fig = speedup_cost_figure(rows, title)
     _save(fig, path)
-    plt.close(fig)
+    _pyplot().close(fig)
 
 
 def plot_bottleneck(rows: list[dict[str, Any]], path: Path, title: str) -> None:

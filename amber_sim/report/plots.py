@@ -247,7 +247,7 @@ def speedup_io_figure(data: PlotData):
     width = 0.4
     left_x, right_x = [i - width / 2 for i in x], [i + width / 2 for i in x]
     for ax, (left, right), scale in ((top, ("linear ops", "end to end"), 1),
-                                     (bottom, ("activation I/O", "all DRAM traffic"), 100)):
+                                     (bottom, ("activation DRAM traffic", "all DRAM traffic"), 100)):
         values = ((run.linear_speedup, run.end_to_end_speedup) if ax is top
                   else (run.activation_io_savings, run.io_savings) for run in runs)
         lefts, rights = zip(*values) if runs else ((), ())

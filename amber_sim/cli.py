@@ -242,22 +242,27 @@ def cmd_validate_hardware(args: argparse.Namespace) -> int:
     console = _console()
     table = Table(title=f"amber-sim against published measurements ({path.name}); dense: time, 2:4: speedup over dense",
                   title_justify="left")
-    for name in ("id", "device", "kind", "M×K×N", "dtype", "library", "measured", "predicted", "error", "bound"):
+    for name in ("id", "device", "class", "M×K×N", "dtype", "timing", "measured", "predicted", "error", "bound"):
         table.add_column(name, justify="right" if name in ("measured", "predicted", "error") else "left",
                          no_wrap=name in ("id", "M×K×N"))
     for c in comparisons:
         m = c.measurement
         unit = " ms" if m.kind == "dense" else "×"
-        table.add_row(m.id, m.device, m.kind, f"{m.M}×{m.K}×{m.N}", m.dtype, m.library, f"{m.measured:.4g}{unit}",
-                      f"{c.predicted:.4g}{unit}", f"{c.error:+.1%}", c.bound)
+        table.add_row(m.id, m.device, c.kind_class, f"{m.M}×{m.K}×{m.N}", m.dtype, m.timing, f"{m.measured:.4g}{unit}",
+                      f"{c.predicted:.4g}{unit}", f"{c.error:+.1%}" + (" fit" if c.fitted else ""), c.bound)
     console.print(table)
+    overheads = {c.overhead.harness: c.overhead for c in comparisons if c.overhead is not None}
+    for overhead in sorted(overheads.values(), key=lambda o: o.harness):
+        what = "adds" if overhead.timing == "host_sync" else "floors every call at"
+        console.print(f"host overhead of harness {overhead.harness} ({overhead.timing}): {what} "
+                      f"{overhead.ms * 1e3:.1f} µs, fitted on {overhead.fitted_on}")
     skipped = len(measurements) - len(comparisons)
     stats = Table(title="error per device and class (error = predicted / measured − 1)", title_justify="left")
-    for name in ("device", "kind", "points", "mean |error|", "max |error|", "mean error"):
+    for name in ("device", "kind", "points", "fitted on", "mean |error|", "max |error|", "mean error"):
         stats.add_column(name, justify="left" if name in ("device", "kind") else "right")
     for row in class_stats(comparisons):
-        stats.add_row(row.device, row.kind, str(row.points), _pct(row.mean_abs_error), _pct(row.max_abs_error),
-                      f"{row.mean_error:+.1%}")
+        stats.add_row(row.device, row.kind, str(row.points), str(row.fitted_points), _pct(row.mean_abs_error),
+                      _pct(row.max_abs_error), f"{row.mean_error:+.1%}")
     console.print(stats)
     if skipped:
         console.print(f"{skipped} measurement(s) on devices without a bundled config were not replayed")

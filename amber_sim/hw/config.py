@@ -56,6 +56,9 @@ class ComputeConfig:
     cube: CubeConfig | None = spec("cube shape; required when kind is cube", default=None)
     systolic: SystolicConfig | None = spec("array shape and dataflow; required when kind is systolic", default=None)
     int8_macs_per_fp16_mac: float = spec("int8 MAC rate relative to fp16 (W8A8 runs); 2 doubles throughput", default=2.0, ge=1, le=16)
+    sustained_fraction: float = spec("fraction of the peak MAC rate a tuned GEMM kernel sustains on the matrix unit "
+                                     "(clock held down by the power limit, issue overhead); every compute step takes "
+                                     "its peak-rate cycles divided by this; 1 computes at the peak", default=1.0, gt=0, le=1)
 
     @property
     def fp16_macs_per_cycle(self) -> int:
@@ -97,6 +100,10 @@ class SparsityConfig:
     sparsifier: SparsifierConfig = spec("the unit that selects kept values", default=SparsifierConfig(kind="none"))
     overhead_cycles_per_tile: int = spec("cycles added to every compute tile that runs a sparse pattern natively "
                                          "(metadata decode, mux set-up)", default=0, ge=0)
+    sustained_fraction: float = spec("fraction of its nominal rate a native N:M step sustains (the dense operand and "
+                                     "the metadata must still be fed at the doubled rate): a native step takes its "
+                                     "N/M-of-K cycles divided by this, so a compute-bound GEMM gains at most "
+                                     "(M/N) × this; 1 reaches M/N", default=1.0, gt=0, le=1)
 
     def parsed_patterns(self) -> tuple[Pattern, ...]:
         return tuple(parse_pattern(text) for text in self.patterns)
@@ -169,6 +176,10 @@ class HardwareConfig:
     vector: VectorConfig = spec("the vector unit of one core")
     memory: MemoryConfig = spec("memory hierarchy")
     sparsity: SparsityConfig = spec("the sparse datapath", default=SparsityConfig(operand="none"))
+    kernel_overhead_us: float = spec("fixed time in µs each kernel adds on the device (launch, block scheduling, "
+                                     "prologue, completion): charged once per op that starts a kernel (reads its "
+                                     "input from DRAM) and per own-pass sparsifier; 0 for none", default=0.0, ge=0,
+                                     le=1000)
     description: str = spec("what this configuration models", default="")
     sources: tuple[str, ...] = spec("where the numbers come from, one entry per source", default=())
     assumptions: tuple[str, ...] = spec("numbers that are assumptions rather than published facts", default=())

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 OPS_CSV_COLUMNS = (
     "run_id", "name", "layer", "role", "kind", "mode", "data_pattern", "hw_pattern", "mapping", "cycles",
-    "compute_cycles", "load_cycles", "store_cycles", "latency_cycles", "sparsifier_cycles", "blocks", "waves",
+    "compute_cycles", "load_cycles", "store_cycles", "latency_cycles", "kernel_overhead_cycles",
+    "sparsifier_cycles", "blocks", "waves",
     "tail_blocks", "activation_bytes", "weight_bytes", "output_bytes", "other_bytes", "sparsifier_bytes", "dram_bytes",
     "l2_bytes",
     "useful_macs", "issued_macs", "compute_utilization", "bound", "energy_pj", "rule",

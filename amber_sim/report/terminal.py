@@ -60,9 +60,9 @@ def explain_op(op: OpResult, clock_ghz: float) -> list[str]:
         if op.sparsifier_cycles or op.sparsifier_bytes:
             lines += [f"  fused selections of its pruned consumers add {op.sparsifier_cycles:,} cycles and "
                       f"{op.sparsifier_bytes:,.0f} bytes of extra writes",
-                      f"  cycles = latency + max(compute, traffic) + selections = {op.cycles:,}"]
+                      f"  cycles = kernel overhead + latency + max(compute, traffic) + selections = {op.cycles:,}"]
         else:
-            lines += [f"  cycles = latency + max(compute, traffic) = {op.cycles:,}"]
+            lines += [f"  cycles = kernel overhead + latency + max(compute, traffic) = {op.cycles:,}"]
     else:
         lines += [
             f"  mapping: {op.mapping} (tm x tn x tk / block order / accumulator buffers)",
@@ -70,12 +70,15 @@ def explain_op(op: OpResult, clock_ghz: float) -> list[str]:
             + (f"; last wave has {op.tail_blocks} blocks" if op.tail_blocks else "; all waves full"),
             f"  critical core: loads {op.load_cycles:,}, compute {op.compute_cycles:,}, stores {op.store_cycles:,} "
             f"busy cycles; first-load latency {op.latency_cycles:,}",
-            f"  pipeline (double-buffered load/compute/store) total: {op.cycles - op.sparsifier_cycles:,} cycles",
+            f"  pipeline (double-buffered load/compute/store) total: "
+            f"{op.cycles - op.sparsifier_cycles - op.kernel_overhead_cycles:,} cycles",
             f"  sparsifier adds {op.sparsifier_cycles:,} cycles",
             f"  DRAM bytes: activation {op.activation_bytes:,.0f}, weight {op.weight_bytes:,.0f}, output "
             f"{op.output_bytes:,.0f}, sparsifier/other {op.other_bytes:,.0f}; L2 reads {op.l2_bytes:,.0f}",
             f"  MACs: useful {op.useful_macs:,.0f}, issued {op.issued_macs:,.0f}; ideal cycles "
             f"{op.ideal_cycles:,.0f} -> utilization {op.ideal_cycles / op.cycles if op.cycles else 0:.1%}",
         ]
+    if op.kernel_overhead_cycles:
+        lines.append(f"  kernel overhead (launch, prologue, completion): {op.kernel_overhead_cycles:,} cycles")
     lines.append(f"  total: {op.cycles:,} cycles = {op.cycles / (clock_ghz * 1e3):,.2f} µs; bound: {op.bound}")
     return lines

@@ -4,7 +4,10 @@ docs/model.md §2 "Compute per tile". A tile is ``rows × cols`` outputs over ``
 - cube (m×n×k MACs per cycle): ⌈rows/m⌉ · ⌈cols/n⌉ · ⌈k_eff / k'⌉, with k' = k (fp16) or
   k · int8_macs_per_fp16_mac (int8);
 - systolic R×C (SCALE-Sim v3 CALC mode): folds run one after another, each paying fill and drain;
-- on native N:M data the matrix unit computes k_eff = ⌈k_dense · Nh/Mh⌉ channels.
+- on native N:M data the matrix unit computes k_eff = ⌈k_dense · Nh/Mh⌉ channels;
+- a tuned kernel sustains a fraction f of the peak rate (``compute.sustained_fraction``), and a native N:M
+  step a further fraction s of its nominal rate (``sparsity.sustained_fraction``): a tile takes
+  ⌈peak-rate cycles / (f·s)⌉ (f = s = 1: the peak-rate cycles, as SCALE-Sim).
 
 The Numba functions read a :data:`GEMM_PARAMS` record (named fields, built by ``mapper.gemm_params``).
 """
@@ -38,6 +41,7 @@ GEMM_PARAMS = np.dtype([
     ("cube_k_per_cycle", np.int64),           # cube: k' at this precision
     ("systolic_depth_rate", np.float64),      # systolic: int8 MACs per fp16 MAC (1 for fp16)
     ("dataflow", np.int64),                   # DATAFLOW_* (systolic)
+    ("sustained_fraction", np.float64),       # share of the peak rate sustained: compute's, times sparsity's (native)
     # memory (memory.py)
     ("cores", np.int64),
     ("latency_cycles", np.int64),
@@ -65,8 +69,8 @@ def sparse_k(p, k_dense):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def tile_cycles(p, rows, cols, k_dense):  # pragma: no cover - compiled
-    """Matrix-unit cycles of one tile (rows × cols outputs over k_dense input channels)."""
+def peak_rate_tile_cycles(p, rows, cols, k_dense):  # pragma: no cover - compiled
+    """Matrix-unit cycles of one tile at the unit's peak rate."""
     k_eff = sparse_k(p, k_dense)
     if p.unit_kind == KIND_CUBE:
         return cdiv(rows, p.unit_m) * cdiv(cols, p.unit_n) * cdiv(k_eff, p.cube_k_per_cycle)
@@ -81,6 +85,16 @@ def tile_cycles(p, rows, cols, k_dense):  # pragma: no cover - compiled
     if p.dataflow == DATAFLOW_WS:
         return cdiv(k_eff, r) * cdiv(cols, c) * (rows + 2 * r + c - 2)
     return cdiv(k_eff, r) * cdiv(rows, c) * (cols + 2 * r + c - 2)
+
+
+@njit(cache=True)
+def tile_cycles(p, rows, cols, k_dense):  # pragma: no cover - compiled
+    """Matrix-unit cycles of one tile (rows × cols outputs over k_dense input channels): its cycles at the
+    peak rate, divided by the sustained fraction of that rate (1: exactly the peak-rate cycles)."""
+    peak = peak_rate_tile_cycles(p, rows, cols, k_dense)
+    if p.sustained_fraction >= 1.0:
+        return peak
+    return math.ceil(peak / p.sustained_fraction - 1e-9)
 
 
 @njit(cache=True)
@@ -142,3 +156,4 @@ def set_compute_params(p, hw: HardwareConfig, int8: bool) -> None:
         p["cube_k_per_cycle"] = 1
         p["systolic_depth_rate"] = int8_rate(hw, int8)
         p["dataflow"] = {"os": DATAFLOW_OS, "ws": DATAFLOW_WS, "is": DATAFLOW_IS}[array.dataflow]
+    p["sustained_fraction"] = hw.compute.sustained_fraction

@@ -21,7 +21,7 @@ from amber_sim.hw.config import HardwareConfig
 from amber_sim.sim import metrics
 from amber_sim.sim.compute import peak_macs_per_cycle
 from amber_sim.sim.mapper import GemmResult, GemmWork, NoMappingFits, simulate_gemm
-from amber_sim.sim.memory import latency_cycles, streaming_cycles
+from amber_sim.sim.memory import kernel_overhead_cycles, latency_cycles, streaming_cycles
 from amber_sim.sim.metrics import RunMetrics, Totals
 from amber_sim.sim.schedule import (baseline_run, dense_twin_ops, producer_groups, producer_index, reads_dram_input,
                                     writes_dram_output)
@@ -49,6 +49,7 @@ class OpResult:
     load_cycles: int
     store_cycles: int
     latency_cycles: int
+    kernel_overhead_cycles: int  # the fixed cost of a kernel, when this op starts one (it reads DRAM input)
     sparsifier_cycles: int     # cycles a selection adds here: its own pass (linear) or fused into this producer
     blocks: int
     waves: int
@@ -177,7 +178,7 @@ def _gemm_work(op: Op, mode: ExecutionMode) -> GemmWork:
         a_bytes_per_element=mode.a_bytes_per_element, b_bytes=op.dtype_bytes, out_bytes=OUTPUT_BYTES,
         k_compute_ratio=mode.k_compute_ratio, k_unit=mode.k_unit, int8=op.precision == "int8",
         a_on_chip=not reads_dram_input(op), out_on_chip=not writes_dram_output(op),
-        overhead_cycles_per_step=mode.overhead_cycles_per_step,
+        overhead_cycles_per_step=mode.overhead_cycles_per_step, rate_fraction=mode.rate_fraction,
     )
 
 
@@ -214,11 +215,13 @@ def _simulate_gemm_op(hw: HardwareConfig, key: OpKey) -> OpResult:
         bound = "sparsifier"
     dram = result.dram_read_a_bytes + result.dram_read_b_bytes + result.dram_write_bytes + cost.dram_bytes
     selection_ops = _selection_vector_ops(hw, _activation_elements(op)) if cost.cycles else 0.0
+    kernel = _kernel_cycles(hw, op)
     return OpResult(
         name=op.name, layer=op.layer, role=op.role, kind=op.kind, mode=mode.mode, data_pattern=op.pattern,
         hw_pattern=str(mode.hw_pattern) if mode.hw_pattern else None, rule=rule, mapping=str(result.mapping),
-        cycles=result.cycles + cost.cycles, compute_cycles=result.compute_cycles, load_cycles=result.load_cycles,
-        store_cycles=result.store_cycles, latency_cycles=result.latency_cycles, sparsifier_cycles=cost.cycles,
+        cycles=kernel + result.cycles + cost.cycles, compute_cycles=result.compute_cycles,
+        load_cycles=result.load_cycles, store_cycles=result.store_cycles, latency_cycles=result.latency_cycles,
+        kernel_overhead_cycles=kernel, sparsifier_cycles=cost.cycles,
         blocks=result.blocks, waves=result.waves, tail_blocks=result.tail_blocks,
         activation_bytes=result.dram_read_a_bytes, weight_bytes=result.dram_read_b_bytes,
         output_bytes=result.dram_write_bytes, other_bytes=cost.dram_bytes, sparsifier_bytes=cost.dram_bytes,
@@ -226,6 +229,12 @@ def _simulate_gemm_op(hw: HardwareConfig, key: OpKey) -> OpResult:
         peak_macs_per_cycle=peak_macs_per_cycle(hw, int8), bound=bound,
         energy_pj=_energy(hw, int8, result.issued_macs, dram, result.l2_read_bytes, result.fill_bytes, selection_ops),
     )
+
+
+def _kernel_cycles(hw: HardwareConfig, op: Op) -> int:
+    """The kernel's fixed cost, charged to the op that starts it: one reading its input from DRAM (an op fed on
+    chip, as inside fused attention, runs in its producer's kernel)."""
+    return kernel_overhead_cycles(hw) if reads_dram_input(op) else 0
 
 
 # ---------------------------------------------------------------- one vector op
@@ -239,6 +248,7 @@ def _simulate_vector_op(hw: HardwareConfig, key: OpKey) -> OpResult:
     compute = int(math.ceil(operations / (hw.vector.elements_per_cycle * hw.cores)))
     memory = streaming_cycles(hw, traffic)
     latency = latency_cycles(hw) if traffic else 0
+    kernel = _kernel_cycles(hw, op)
     rule = "vector unit, streamed from DRAM" if traffic else "vector unit; input and output stay on chip (fused attention)"
     cost = NO_SPARSIFIER
     fused = key.fused_consumers if fuses_with(hw, "vector") else ()
@@ -257,8 +267,9 @@ def _simulate_vector_op(hw: HardwareConfig, key: OpKey) -> OpResult:
         bound = "sparsifier"
     return OpResult(
         name=op.name, layer=op.layer, role=op.role, kind=op.kind, mode="vector", data_pattern="dense", hw_pattern=None,
-        rule=rule, mapping=None, cycles=latency + max(compute, memory) + cost.cycles, compute_cycles=compute,
-        load_cycles=memory, store_cycles=0, latency_cycles=latency, sparsifier_cycles=cost.cycles, blocks=0, waves=0,
+        rule=rule, mapping=None, cycles=kernel + latency + max(compute, memory) + cost.cycles, compute_cycles=compute,
+        load_cycles=memory, store_cycles=0, latency_cycles=latency, kernel_overhead_cycles=kernel,
+        sparsifier_cycles=cost.cycles, blocks=0, waves=0,
         tail_blocks=0, activation_bytes=0.0, weight_bytes=0.0, output_bytes=0.0,
         other_bytes=float(traffic) + cost.dram_bytes, sparsifier_bytes=cost.dram_bytes, l2_bytes=0.0,
         useful_macs=0.0, issued_macs=0.0, peak_macs_per_cycle=peak_macs_per_cycle(hw, False), bound=bound,

@@ -62,6 +62,7 @@ class GemmWork:
     a_on_chip: bool                # A never comes from memory (attention probabilities, fused)
     out_on_chip: bool              # C never goes to memory (attention scores, fused)
     overhead_cycles_per_step: int  # sparse datapath overhead per compute tile
+    rate_fraction: float = 1.0     # share of the matrix unit's nominal rate a native sparse step sustains
 
 
 @dataclass(frozen=True)
@@ -417,6 +418,7 @@ def gemm_params(hw: HardwareConfig, work: GemmWork):
     p["k_compute_ratio"] = work.k_compute_ratio
     p["overhead_cycles_per_step"] = work.overhead_cycles_per_step
     set_compute_params(p, hw, work.int8)
+    p["sustained_fraction"] *= work.rate_fraction
     set_memory_params(p, hw)
     return p
 

@@ -135,6 +135,11 @@ def latency_cycles(hw: HardwareConfig) -> int:
     return int(math.ceil(hw.memory.dram.latency_ns * hw.clock_ghz))
 
 
+def kernel_overhead_cycles(hw: HardwareConfig) -> int:
+    """Cycles of ``kernel_overhead_us``, the fixed time a kernel adds (launch, prologue, completion)."""
+    return int(math.ceil(hw.kernel_overhead_us * 1e3 * hw.clock_ghz - 1e-9))
+
+
 def streaming_cycles(hw: HardwareConfig, traffic_bytes: float) -> int:
     """Cycles to stream ``traffic_bytes`` through DRAM at full bandwidth (vector ops, sparsifier passes)."""
     return int(math.ceil(traffic_bytes / dram_bytes_per_cycle(hw)))

@@ -20,7 +20,7 @@ from functools import lru_cache
 
 from amber_sim.hw.config import HardwareConfig
 from amber_sim.patterns import Pattern, parse_pattern
-from amber_sim.sim.memory import latency_cycles, streaming_cycles
+from amber_sim.sim.memory import kernel_overhead_cycles, latency_cycles, streaming_cycles
 
 # ---------------------------------------------------------------- compatibility
 
@@ -102,16 +102,23 @@ class ExecutionMode:
     k_compute_ratio: float      # fraction of K the matrix unit computes (Nh/Mh native, else 1)
     k_unit: int                 # K tiles are multiples of this (the hardware group M when native)
     overhead_cycles_per_step: int
+    rate_fraction: float = 1.0  # native: sparsity.sustained_fraction, the share of the nominal rate it sustains
 
 
 def dense_mode(dtype_bytes: float, rule: str = "dense op") -> ExecutionMode:
     return ExecutionMode("dense", None, rule, dtype_bytes, 1.0, 1, 0)
 
 
+def _native_rate_note(hw: HardwareConfig) -> str:
+    fraction = hw.sparsity.sustained_fraction
+    return "" if fraction >= 1.0 else f", at {fraction:g} of the nominal rate (sparsity.sustained_fraction)"
+
+
 def candidate_modes(hw: HardwareConfig, pattern: str, density: float, dtype_bytes: float) -> tuple[ExecutionMode, ...]:
     """Every way the hardware can execute an activation of ``pattern`` (first rule that applies):
     1. ``native``: the sparse operand is the activation and hardware patterns accept the data; one mode per
-       accepting pattern, the activation stored in that pattern's format, K shrunk to Nh/Mh;
+       accepting pattern, the activation stored in that pattern's format, K shrunk to Nh/Mh, computed at the
+       sparse instruction's sustained fraction of its nominal rate;
     2. ``compressed-io``: dense compute, the activation travels in its own compressed format;
     3. ``dense``."""
     data = parse_pattern(pattern)
@@ -124,11 +131,13 @@ def candidate_modes(hw: HardwareConfig, pattern: str, density: float, dtype_byte
             return tuple(
                 ExecutionMode("native", hw_pattern,
                               f"{pattern} data fits hardware {hw_pattern} (every {pattern} mask is "
-                              f"{hw_pattern}-valid): compute shrinks to {hw_pattern.n}/{hw_pattern.m} of K, "
+                              f"{hw_pattern}-valid): compute shrinks to {hw_pattern.n}/{hw_pattern.m} of K"
+                              f"{_native_rate_note(hw)}, "
                               f"activations stored in the {hw_pattern} format",
                               stored_bytes_per_element(hw_pattern.n / hw_pattern.m, dtype_bytes, hw_pattern.m,
                                                        sparsity.metadata),
-                              hw_pattern.n / hw_pattern.m, hw_pattern.m, sparsity.overhead_cycles_per_tile)
+                              hw_pattern.n / hw_pattern.m, hw_pattern.m, sparsity.overhead_cycles_per_tile,
+                              sparsity.sustained_fraction)
                 for hw_pattern in natives)
     if sparsity.compressed_io:
         if data.kind == "unstructured":
@@ -175,13 +184,14 @@ NO_SPARSIFIER = SparsifierCost(0, 0.0, "")
 
 
 def own_pass(hw: HardwareConfig, elements: float, dtype_bytes: float, stored_bytes: float) -> SparsifierCost:
-    """The selection as its own pass: DRAM latency, then it reads the dense activation and writes the
-    selected form, limited by the slower of the selection and the streaming."""
+    """The selection as its own pass, a kernel of its own: its fixed overhead and the DRAM latency, then it reads
+    the dense activation and writes the selected form, limited by the slower of the selection and the streaming."""
     kind = hw.sparsity.sparsifier.kind
     if kind == "none":
         return SparsifierCost(0, 0.0, "sparsifier: none (activations arrive pruned)")
     pass_bytes = elements * dtype_bytes + stored_bytes
-    cycles = latency_cycles(hw) + max(selection_cycles(hw, elements), streaming_cycles(hw, pass_bytes))
+    cycles = (kernel_overhead_cycles(hw) + latency_cycles(hw)
+              + max(selection_cycles(hw, elements), streaming_cycles(hw, pass_bytes)))
     return SparsifierCost(cycles, pass_bytes, f"sparsifier: {kind}, own pass (reads dense, writes selected)")
 
 

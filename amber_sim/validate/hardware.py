@@ -27,10 +27,26 @@ from amber_sim.paths import HW_CONFIG_DIR
 from amber_sim.trace import Op
 
 # Device name prefix (as the sources write it) -> bundled config. Longest prefix wins.
-DEVICE_CONFIGS = {"A100": "a100_like.yaml", "H100": "h100_like.yaml"}
+DEVICE_CONFIGS = {"A100": "a100_like.yaml", "A100 PCIE": "a100_pcie_like.yaml", "A100-PCIE": "a100_pcie_like.yaml",
+                  "H100": "h100_like.yaml"}
 GEMM_COLUMNS = ("id", "device", "kind", "M", "K", "N", "dtype", "dense_ms", "sparse_ms", "speedup",
-                "sparse_operand", "library", "source", "notes")
+                "sparse_operand", "library", "timing", "harness", "kernel", "source", "notes")
 KINDS = ("dense", "2:4")
+# The rows a config parameter is fitted on (hw_configs/*.yaml say so beside each value; tests recompute them).
+CONFIG_FIT_ROWS = {
+    "mamf-a100-sxm-bf16-m1024-k5120-n10240": "a100_like compute.sustained_fraction",
+    "mamf-a100-pcie-bf16-m2048-k6144-n5120": "a100_pcie_like compute.sustained_fraction",
+    "mamf-h100-sxm-bf16-m2048-k13312-n2048": "h100_like compute.sustained_fraction",
+    "pr90119b-cusparselt-a100-m768-k3072-n768-bs256": "a100_like sparsity.sustained_fraction",
+    "cls-203-h100-fp16-8192": "h100_like sparsity.sustained_fraction",
+}
+# How a time was taken: `device` (profiler or CUDA events: the kernels alone), `host_sync` (host wall clock around
+# one call and a synchronize: host launch and the sync round trip added), `host_loop` (host wall clock over
+# back-to-back calls: a call takes at least the host's dispatch time).
+TIMINGS = ("device", "host_sync", "host_loop")
+# `production`: a released library kernel; `early`: a kernel its own maintainers called unrepresentative (work in
+# progress, a toolkit too old for it, another architecture's kernel). Early rows are reported, not targeted.
+KERNELS = ("production", "early")
 DTYPES = {"fp16": ("fp16", 2.0), "bf16": ("bf16", 2.0), "int8": ("int8", 1.0)}
 SPARSE_OPERANDS = ("activation", "weight", "")
 LARGE_GEMM_FLOP = 1e9  # the per-point dense target applies to GEMMs of at least 1 GFLOP
@@ -50,6 +66,9 @@ class GemmMeasurement:
     speedup: float | None
     sparse_operand: str
     library: str
+    timing: str
+    harness: str
+    kernel: str
     source: str
     notes: str
 
@@ -71,11 +90,25 @@ class Comparison:
     config: str
     predicted: float
     bound: str
+    overhead: "HostOverhead | None" = None   # its harness's host overhead, when host-timed and fitted
+
+    @property
+    def fitted(self) -> bool:
+        """A config parameter or its harness's host overhead was fitted on this row (its error is about 0 by
+        construction)."""
+        return (self.measurement.id in CONFIG_FIT_ROWS
+                or (self.overhead is not None and self.overhead.fitted_on == self.measurement.id))
 
     @property
     def error(self) -> float:
         """predicted / measured − 1 (of the time for dense rows, of the speedup for 2:4 rows)."""
         return self.predicted / self.measurement.measured - 1.0
+
+    @property
+    def kind_class(self) -> str:
+        """The class the row is reported in: its kind, with early kernels apart (not targeted)."""
+        m = self.measurement
+        return m.kind if m.kernel == "production" else f"{m.kind} early"
 
 
 @dataclass(frozen=True)
@@ -83,6 +116,7 @@ class ClassStats:
     device: str
     kind: str
     points: int
+    fitted_points: int           # of which a parameter was fitted on
     mean_abs_error: float
     max_abs_error: float
     mean_error: float  # signed: > 0 the model is too slow (dense) or too optimistic (2:4)
@@ -128,6 +162,14 @@ def _csv_rows(path: str | Path, columns: tuple[str, ...], missing_file: str):
             yield f"{path}:{line}", row
 
 
+def _check_timing(row: dict, where: str) -> None:
+    if row["timing"] not in TIMINGS:
+        raise InputError(where, "timing", f"expected one of {', '.join(TIMINGS)}, got {row['timing']!r}")
+    if row["timing"] != "device" and not row["harness"].strip():
+        raise InputError(where, "harness", "a host-timed row needs its harness (rows of one harness share its host "
+                                           "overhead)")
+
+
 def load_gemm_measurements(path: str | Path) -> list[GemmMeasurement]:
     """Read and check a measurement set; every problem is one InputError naming the file, line and column."""
     rows, ids = [], set()
@@ -144,6 +186,9 @@ def load_gemm_measurements(path: str | Path) -> list[GemmMeasurement]:
             raise InputError(where, "sparse_operand", f"expected activation, weight or empty, got {row['sparse_operand']!r}")
         if not row["source"].strip():
             raise InputError(where, "source", "every measurement needs its public source")
+        _check_timing(row, where)
+        if row["kernel"] not in KERNELS:
+            raise InputError(where, "kernel", f"expected one of {', '.join(KERNELS)}, got {row['kernel']!r}")
         dense = row["kind"] == "dense"
         measurement = GemmMeasurement(
             id=row["id"], device=row["device"], kind=row["kind"], M=_integer(row["M"], where, "M"),
@@ -151,8 +196,8 @@ def load_gemm_measurements(path: str | Path) -> list[GemmMeasurement]:
             dense_ms=_number(row["dense_ms"], where, "dense_ms", required=dense),
             sparse_ms=_number(row["sparse_ms"], where, "sparse_ms", required=False),
             speedup=_number(row["speedup"], where, "speedup", required=False),
-            sparse_operand=row["sparse_operand"], library=row["library"], source=row["source"],
-            notes=row["notes"])
+            sparse_operand=row["sparse_operand"], library=row["library"], timing=row["timing"],
+            harness=row["harness"].strip(), kernel=row["kernel"], source=row["source"], notes=row["notes"])
         if not dense and measurement.speedup is None and (measurement.dense_ms is None or measurement.sparse_ms is None):
             raise InputError(where, "speedup", "a 2:4 row needs its speedup, or both dense_ms and sparse_ms")
         rows.append(measurement)
@@ -180,32 +225,102 @@ def _gemm_op(m: GemmMeasurement, sparse: bool) -> Op:
               density=0.5 if sparse else 1.0, dtype_bytes=dtype_bytes, precision="int8" if precision == "int8" else "fp16")
 
 
-def predict(hw: HardwareConfig, m: GemmMeasurement) -> tuple[float, str]:
-    """(the model's number for this measurement, the bound of the op it is judged on)."""
+@dataclass(frozen=True)
+class DeviceTimes:
+    """The model's device time of a measurement's dense GEMM, and of its 2:4 twin for a 2:4 row."""
+
+    dense_ms: float
+    sparse_ms: float | None
+    bound: str               # of the op the row is judged on
+
+
+def device_times(hw: HardwareConfig, m: GemmMeasurement) -> DeviceTimes:
     from amber_sim.sim.engine import simulate_ops
 
     hw = without_sparsifier(hw)
+    to_ms = 1.0 / (hw.clock_ghz * 1e6)
     dense = simulate_ops(hw, (_gemm_op(m, sparse=False),))[0]
     if m.kind == "dense":
-        return dense.cycles / (hw.clock_ghz * 1e6), dense.bound
+        return DeviceTimes(dense.cycles * to_ms, None, dense.bound)
     sparse = simulate_ops(hw, (_gemm_op(m, sparse=True),))[0]
-    return dense.cycles / sparse.cycles, sparse.bound
+    return DeviceTimes(dense.cycles * to_ms, sparse.cycles * to_ms, sparse.bound)
 
 
-def compare(measurements: list[GemmMeasurement], configs: dict[str, HardwareConfig] | None = None) -> list[Comparison]:
+@dataclass(frozen=True)
+class HostOverhead:
+    """What one harness's host adds to the device time it reports (docs/validation.md "Timing")."""
+
+    harness: str
+    timing: str        # host_sync: ``ms`` is added to every call; host_loop: a call takes at least ``ms``
+    ms: float
+    fitted_on: str     # the id of the measurement it was fitted on
+
+
+def as_timed(device_ms: float, overhead: HostOverhead | None) -> float:
+    """The time a harness reports for a kernel of ``device_ms``."""
+    if overhead is None or overhead.timing == "device":
+        return device_ms
+    if overhead.timing == "host_sync":
+        return device_ms + overhead.ms
+    return max(device_ms, overhead.ms)
+
+
+def fit_host_overheads(points: list[tuple[str, str, str, float, float, float]]) -> dict[str, HostOverhead]:
+    """One overhead per host-timed harness, fitted on its smallest measurement (by work; ties: the first).
+
+    ``points``: (id, harness, timing, work, measured ms, model's device ms). The smallest kernel is where the host
+    shows: host_sync adds measured − device time (never negative); host_loop's floor is the measured time when it
+    exceeds the device time (else the harness shows no floor: 0)."""
+    smallest: dict[str, tuple[str, str, str, float, float, float]] = {}
+    for point in points:
+        _, harness, timing, work, _, _ = point
+        if timing != "device" and (harness not in smallest or work < smallest[harness][3]):
+            smallest[harness] = point
+    out = {}
+    for harness, (point_id, _, timing, _, measured, device) in smallest.items():
+        if timing == "host_sync":
+            ms = max(0.0, measured - device)
+        else:
+            ms = measured if measured > device else 0.0
+        out[harness] = HostOverhead(harness, timing, ms, point_id)
+    return out
+
+
+def predict(times: DeviceTimes, m: GemmMeasurement, overhead: HostOverhead | None) -> float:
+    """The model's number for a measurement: the timed dense ms (dense rows) or timed dense / timed 2:4 (2:4 rows)."""
+    dense = as_timed(times.dense_ms, overhead)
+    if m.kind == "dense":
+        return dense
+    assert times.sparse_ms is not None
+    return dense / as_timed(times.sparse_ms, overhead)
+
+
+def compare(measurements: list[GemmMeasurement], configs: dict[str, HardwareConfig] | None = None
+            ) -> list[Comparison]:
     """Replay every measurement whose device has a config; ``configs`` maps config file names to loaded configs
-    (loaded from hw_configs/ when missing)."""
+    (loaded from hw_configs/ when missing). Host overheads are fitted per harness first (:func:`fit_host_overheads`)."""
+    replayed = []
     configs = dict(configs or {})
-    out = []
     for m in measurements:
         name = config_for(m.device)
         if name is None:
             continue
         if name not in configs:
             configs[name] = load_hardware(HW_CONFIG_DIR / name)
-        predicted, bound = predict(configs[name], m)
-        out.append(Comparison(m, name, predicted, bound))
+        replayed.append((m, name, device_times(configs[name], m)))
+    overheads = host_overheads(replayed)
+    out = []
+    for m, name, times in replayed:
+        overhead = overheads.get(m.harness)
+        out.append(Comparison(m, name, predict(times, m, overhead), times.bound, overhead))
     return out
+
+
+def host_overheads(replayed: list[tuple[GemmMeasurement, str, DeviceTimes]]) -> dict[str, HostOverhead]:
+    """The host overhead of every harness, fitted on its smallest dense GEMM. A harness without dense rows gets
+    none: its 2:4 rows' dense and sparse times cannot tell the host's share from the model's error."""
+    return fit_host_overheads([(m.id, m.harness, m.timing, m.flop, m.dense_ms, times.dense_ms)
+                               for m, _, times in replayed if m.kind == "dense"])
 
 
 def class_stats(comparisons: list[Comparison]) -> list[ClassStats]:
@@ -213,12 +328,13 @@ def class_stats(comparisons: list[Comparison]) -> list[ClassStats]:
     the bundled config that models it (a100_like covers A100 SXM, PCIe, 40 and 80 GB)."""
     groups: dict[tuple[str, str], list[Comparison]] = {}
     for c in comparisons:
-        groups.setdefault((Path(c.config).stem, c.measurement.kind), []).append(c)
-        groups.setdefault(("all", c.measurement.kind), []).append(c)
+        groups.setdefault((Path(c.config).stem, c.kind_class), []).append(c)
+        groups.setdefault(("all", c.kind_class), []).append(c)
     stats = []
     for (device, kind), members in sorted(groups.items(), key=lambda item: (item[0][0] == "all", item[0])):
         errors = [c.error for c in members]
-        stats.append(ClassStats(device, kind, len(members), sum(abs(e) for e in errors) / len(errors),
+        stats.append(ClassStats(device, kind, len(members), sum(c.fitted for c in members),
+                                sum(abs(e) for e in errors) / len(errors),
                                 max(abs(e) for e in errors), sum(errors) / len(errors)))
     return stats
 
@@ -243,9 +359,10 @@ def is_tutorial_case(m: GemmMeasurement) -> bool:
 
 
 def check_targets(comparisons: list[Comparison]) -> TargetCheck:
-    dense = [c for c in comparisons if c.measurement.kind == "dense"]
+    """The targets over production kernels (early kernels are reported apart, docs/validation.md)."""
+    dense = [c for c in comparisons if c.kind_class == "dense"]
     large = [c for c in dense if c.measurement.flop >= LARGE_GEMM_FLOP]
-    sparse = [c for c in comparisons if c.measurement.kind == "2:4"]
+    sparse = [c for c in comparisons if c.kind_class == "2:4"]
     tutorial = [c for c in sparse if is_tutorial_case(c.measurement)]
 
     def mean_abs(items):
@@ -259,7 +376,7 @@ def check_targets(comparisons: list[Comparison]) -> TargetCheck:
 
 # ---------------------------------------------------------------- vector kernels (the memory-bound side)
 
-VECTOR_COLUMNS = ("id", "device", "op", "shape", "dtype", "ms", "library", "source", "notes")
+VECTOR_COLUMNS = ("id", "device", "op", "shape", "dtype", "ms", "library", "timing", "harness", "source", "notes")
 # Operations per element of a straightforward implementation (an assumption, like capture's counts); the
 # large kernels of the set are memory-bound on every bundled GPU config, where these counts do not matter.
 VECTOR_OPS_PER_ELEMENT = {"layernorm": 5.0, "softmax": 5.0, "gelu": 8.0}
@@ -273,6 +390,8 @@ class VectorMeasurement:
     elements: int
     dtype: str
     ms: float
+    timing: str
+    harness: str
     source: str
 
 
@@ -294,13 +413,15 @@ def load_vector_measurements(path: str | Path) -> list[VectorMeasurement]:
             raise InputError(where, "op", f"expected one of {', '.join(VECTOR_OPS_PER_ELEMENT)}, got {row['op']!r}")
         if row["dtype"] not in DTYPES:
             raise InputError(where, "dtype", f"expected one of {', '.join(DTYPES)}, got {row['dtype']!r}")
+        _check_timing(row, where)
         rows.append(VectorMeasurement(row["id"], row["device"], row["op"], _shape_elements(row["shape"], where),
-                                      row["dtype"], _number(row["ms"], where, "ms", required=True), row["source"]))
+                                      row["dtype"], _number(row["ms"], where, "ms", required=True), row["timing"],
+                                      row["harness"].strip(), row["source"]))
     return rows
 
 
-def predict_vector(hw: HardwareConfig, m: VectorMeasurement) -> float:
-    """Predicted ms of one vector kernel that reads and writes every element once from DRAM."""
+def vector_device_ms(hw: HardwareConfig, m: VectorMeasurement) -> float:
+    """The model's device ms of one vector kernel that reads and writes every element once from DRAM."""
     from amber_sim.sim.engine import simulate_ops
 
     element_bytes = int(DTYPES[m.dtype][1])
@@ -343,17 +464,20 @@ def vector_stats(vectors: list[tuple[VectorMeasurement, str, float]]) -> list[Ve
 
 
 def compare_vectors(measurements: list[VectorMeasurement]) -> list[tuple[VectorMeasurement, str, float]]:
-    """(measurement, config, predicted ms) for every measurement whose device has a config."""
+    """(measurement, config, predicted timed ms) for every measurement whose device has a config; host overheads
+    are fitted per harness on its smallest kernel, as for GEMMs."""
     configs: dict[str, HardwareConfig] = {}
-    out = []
+    replayed = []
     for m in measurements:
         name = config_for(m.device)
         if name is None:
             continue
         if name not in configs:
             configs[name] = load_hardware(HW_CONFIG_DIR / name)
-        out.append((m, name, predict_vector(configs[name], m)))
-    return out
+        replayed.append((m, name, vector_device_ms(configs[name], m)))
+    overheads = fit_host_overheads([(m.id, m.harness, m.timing, m.elements, m.ms, device)
+                                    for m, _, device in replayed])
+    return [(m, name, as_timed(device, overheads.get(m.harness))) for m, name, device in replayed]
 
 
 # ---------------------------------------------------------------- the summary reports quote
@@ -371,7 +495,7 @@ def summary_dict(comparisons: list[Comparison], set_name: str) -> dict:
         if stats.device == "all":
             continue
         configs.setdefault(stats.device, {})[stats.kind] = {
-            "points": stats.points, "mean_abs_error": round(stats.mean_abs_error, 4),
+            "points": stats.points, "fitted_points": stats.fitted_points, "mean_abs_error": round(stats.mean_abs_error, 4),
             "mean_error": round(stats.mean_error, 4)}
     return {"model_version": MODEL_VERSION, "set": set_name, "configs": configs}
 
@@ -388,6 +512,11 @@ def load_summary(path: Path = SUMMARY_PATH) -> dict | None:
         return None
 
 
+def _points(stats: dict) -> str:
+    points, fitted = stats["points"], stats.get("fitted_points", 0)
+    return f"{points} point{'s' if points != 1 else ''}" + (f", {fitted} used for fitting" if fitted else "")
+
+
 def silicon_note(config_name: str, summary: dict | None) -> str:
     """One sentence for a report: how far this config's model was from published measurements."""
     if summary is None:
@@ -399,10 +528,10 @@ def silicon_note(config_name: str, summary: dict | None) -> str:
     parts = []
     if "dense" in found:
         dense = found["dense"]
-        parts.append(f"dense GEMM times off by {dense['mean_abs_error']:.0%} on average ({dense['points']} points)")
+        parts.append(f"dense GEMM times off by {dense['mean_abs_error']:.0%} on average ({_points(dense)})")
     if "2:4" in found:
         sparse = found["2:4"]
-        parts.append(f"2:4 GEMM speedups off by {sparse['mean_error']:+.0%} on average ({sparse['points']} points; "
+        parts.append(f"2:4 GEMM speedups off by {sparse['mean_error']:+.0%} on average ({_points(sparse)}; "
                      "+ means too optimistic)")
     return (f"Model vs silicon for {config_name} (published measurements, docs/validation.md): "
             + "; ".join(parts) + ".")

@@ -250,7 +250,8 @@ def rows_for(results: Sequence[ShapeResult], gpu: GpuInfo, settings: Settings = 
     """The CSV rows (GEMM_COLUMNS): a dense row per measured shape, a 2:4 row per shape per backend that ran."""
     date = date or datetime.now(timezone.utc).date().isoformat()
     timing = f"median of {settings.repeats} CUDA-event timings after {settings.warmup} warm-up runs"
-    base = {"device": gpu.device, "dtype": settings.dtype, "source": f"{SOURCE}, {date}"}
+    base = {"device": gpu.device, "dtype": settings.dtype, "source": f"{SOURCE}, {date}",
+            "timing": "device", "harness": "amber-sim-measure-gpu", "kernel": "production"}
     rows = []
     for result in results:
         if result.dense_ms is None:

@@ -65,6 +65,16 @@ def test_duplicate_ids_and_missing_columns_are_refused(tmp_path):
         load_gemm_measurements(_write(tmp_path, header=HEADER.replace(",sparse_operand", "")))
 
 
+def test_a_set_without_the_timing_columns_reads_as_device_timed_production_kernels(tmp_path):
+    """Sets written before the timing, harness and kernel columns existed still load (the old header)."""
+    old_header = HEADER.replace(",timing,harness,kernel", "")
+    (row,) = load_gemm_measurements(_write(tmp_path, "d1,A100,dense,8192,8192,8192,fp16,3.9614,,,,cuBLAS,src,",
+                                           header=old_header))
+    assert (row.timing, row.harness, row.kernel, row.source) == ("device", "", "production", "src")
+    (blank,) = load_gemm_measurements(_write(tmp_path, "d1,A100,dense,8,8,8,fp16,1,,,,cuBLAS,,,,src,"))
+    assert (blank.timing, blank.kernel) == ("device", "production")
+
+
 def test_a_speedup_can_come_from_two_times(tmp_path):
     (row,) = load_gemm_measurements(_write(tmp_path, "s1,H100-SXM5,2:4,4096,4096,4096,fp16,2.0,1.6,,,cuSPARSELt,device,,"
                                                      "production,src,"))

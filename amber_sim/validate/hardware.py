@@ -148,17 +148,27 @@ def _integer(text: str, where: str, field: str) -> int:
     return value
 
 
+# Columns a set may leave out (sets written before they existed), and what an absent or empty cell means: the
+# time is the device's, no harness, a production kernel.
+OPTIONAL_COLUMNS = {"timing": "device", "harness": "", "kernel": "production"}
+
+
 def _csv_rows(path: str | Path, columns: tuple[str, ...], missing_file: str):
-    """(``file:line``, row) of a measurement CSV whose header has every one of ``columns``."""
+    """(``file:line``, row) of a measurement CSV whose header has every one of ``columns`` (those of
+    OPTIONAL_COLUMNS may be absent: their cells read as the default, as do empty cells)."""
     target = Path(path)
     if not target.is_file():
         raise InputError(str(path), None, missing_file)
     with target.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        missing = [column for column in columns if column not in (reader.fieldnames or ())]
+        missing = [column for column in columns
+                   if column not in (reader.fieldnames or ()) and column not in OPTIONAL_COLUMNS]
         if missing:
             raise InputError(str(path), "header", f"missing column(s) {', '.join(missing)}; expected {', '.join(columns)}")
         for line, row in enumerate(reader, start=2):
+            for column, default in OPTIONAL_COLUMNS.items():
+                if column in columns and not (row.get(column) or "").strip():
+                    row[column] = default
             yield f"{path}:{line}", row
 
 

@@ -416,7 +416,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise InputError("--patterns", None, "nothing to evaluate: dense fp16 is the reference; add an N:M pattern "
                          "or --precision w8a8")
     console = _console()
-    loaded = load_model(args.model)
+    loaded = load_model(args.model, tokenizer=args.tokenizer)
     windows = token_windows(load_split("evaluation", loaded.tokenizer), args.seq_len, args.windows)
     calibration = captured = None
     if "calibrated" in policies:
@@ -518,6 +518,9 @@ def _write_accuracy(out_dir: Path, rows: list[dict], meta: dict) -> None:
 def add_eval(subparsers) -> None:
     parser = subparsers.add_parser("eval", help="perplexity and top-1 agreement of Amber-pruned models on BBC text")
     parser.add_argument("--model", default="smollm2-135m", help="smollm2-135m, a .gguf file or a local HF directory")
+    parser.add_argument("--tokenizer", default=None, metavar="DIR",
+                        help="a directory with the model's tokenizer files (tokenizer.json, tokenizer.model or "
+                             "vocab.json + merges.txt), for a checkpoint directory that has none")
     parser.add_argument("--patterns", default="8:16,2:4", help="comma-separated")
     parser.add_argument("--criteria", default="amber", help="comma-separated: magnitude, amber, amber-robust, clact")
     parser.add_argument("--mitigations", default="none", help="comma-separated: none, median-shift, "
@@ -559,7 +562,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
                        precisions=tuple(_split_list(args.precision)), criterion=args.criterion, policy=args.policy,
                        mitigation=args.mitigation, init=args.init, target_share=args.target_share,
                        calibration_metric=args.calibration_metric, calibration_tokens=args.calibration_tokens,
-                       seed=args.seed, command=command,
+                       seed=args.seed, tokenizer=args.tokenizer, command=command,
                        created=args.created)
     check_spec(spec)
     run_specs(spec)  # bad patterns or precisions fail before any model is loaded
@@ -585,6 +588,9 @@ def add_capture(subparsers) -> None:
     parser.add_argument("--model", default="smollm2-135m",
                         help="smollm2-135m, a .gguf file or a local HF directory; with --init random a bundled "
                              "architecture (llama-3.1-8b, llama-2-7b, qwen2-7b, smollm2-135m)")
+    parser.add_argument("--tokenizer", default=None, metavar="DIR",
+                        help="pretrained: a directory with the model's tokenizer files (tokenizer.json, "
+                             "tokenizer.model or vocab.json + merges.txt), for a checkpoint directory that has none")
     parser.add_argument("--init", default="pretrained", help="pretrained (real weights, accuracy measured) or "
                         "random (random-init weights built one layer at a time, accuracy null)")
     parser.add_argument("--seq-len", type=int, default=2048)

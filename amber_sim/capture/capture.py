@@ -2,7 +2,8 @@
 
 Two ways, one trace format:
 
-- **pretrained** (``smollm2-135m``, a .gguf file, a local HF directory): for every run (pattern ×
+- **pretrained** (``smollm2-135m``, a .gguf file, a local HF directory of a LLaMA, Mistral, Qwen2 or
+  Qwen3 model; ``tokenizer`` names a tokenizer directory when the model's has none): for every run (pattern ×
   precision) the whole model runs the prefill once with Amber Pruner applied through ``apply_amber``
   (Numba kernels, real masks). The pruning hooks count, in that same forward, the kept values and
   natural zeros of every pruned activation; shape hooks record the GEMM every linear ran; the forward's
@@ -54,6 +55,7 @@ class CaptureSpec:
     calibration_metric: str = "output-error"  # calibrated policy: output-error (whole layers) or loss (linears)
     calibration_tokens: int = 2048  # calibration-split tokens for the calibrated policy and W8A8 smoothing
     seed: int = 0                  # random-init weights and inputs
+    tokenizer: str | None = None   # pretrained: a tokenizer directory to use instead of the model's own
     command: str | None = None
     created: str | None = None
 
@@ -102,6 +104,9 @@ def check_spec(spec: CaptureSpec) -> None:
                                  ("--mitigation", spec.mitigation, MITIGATIONS)):
         if value not in allowed:
             raise InputError(name, None, f"expected one of {', '.join(allowed)}, got {value!r}")
+    if spec.tokenizer is not None and spec.init == "random":
+        raise InputError("--tokenizer", None, "applies to pretrained captures only (a random-init capture "
+                         "tokenizes no text: its inputs are drawn at random)")
     if spec.calibration_metric not in CALIBRATION_METRICS:
         raise InputError("--calibration-metric", None, f"expected one of {', '.join(CALIBRATION_METRICS)}, got "
                          f"{spec.calibration_metric!r}")
@@ -147,11 +152,12 @@ def choices_from_stats(stats: dict[tuple[int, str], object], pattern: str, mitig
 
 
 def build_run(run: RunSpec, spec: CaptureSpec, config: ModelConfig, stats: dict, metrics: dict | None,
-              policy_label: str) -> Run:
-    """A trace run from measured per-linear stats ({(layer, role): stats with density/natural_zero_fraction})."""
+              policy_label: str, qk_norm: bool = False) -> Run:
+    """A trace run from measured per-linear stats ({(layer, role): stats with density/natural_zero_fraction});
+    ``qk_norm``: the model normalises each query and key head before RoPE (Qwen3)."""
     mitigation = "none" if run.is_dense else spec.mitigation
     choose = choices_from_stats(stats, run.pattern, mitigation)
-    ops = tuple(prefill_ops(config, spec.seq_len, choose, precision=run.precision))
+    ops = tuple(prefill_ops(config, spec.seq_len, choose, precision=run.precision, qk_norm=qk_norm))
     criterion = "none" if run.is_dense else spec.criterion
     policy = "none" if run.is_dense else policy_label
     result = Run(id=run.run_id(criterion, policy), pattern=run.pattern, criterion=criterion, policy=policy,

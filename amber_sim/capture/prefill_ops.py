@@ -1,4 +1,5 @@
-"""The op list of one LLaMA/Qwen2-family prefill, derived from the model config (torch-free).
+"""The op list of one LLaMA-layout prefill (LLaMA, Mistral, Qwen2, Qwen3), derived from the model config
+(torch-free).
 
 Used by the synthetic trace generator and by capture for the ops that hooks do not see as
 ``nn.Linear`` calls (attention matmuls and vector work). Names follow Hugging Face module names
@@ -13,6 +14,10 @@ RoPE, context ← softmax, o ← context, gate/up ← post-attention norm, down 
 norm; a mitigation op names its linear's producer), which side of fused attention stays on chip, the
 causal mode of the two attention GEMMs, and that mitigation work is sparse overhead. These agree with
 what ``amber_sim.trace.migrate_v1_ops`` infers for an amber-trace/1 file of the same ops.
+
+Qwen3 (``qk_norm=True``) normalises every query and key head with its own RMSNorm over head_dim
+(``self_attn.q_norm``, ``self_attn.k_norm``) between the projections and RoPE: two vector ops of role
+``qk_norm`` placed after v_proj and before RoPE (so no GEMM's producer changes).
 """
 
 from __future__ import annotations
@@ -119,10 +124,22 @@ def _vector(name: str, layer: int, role: str, elements: int, ops: float, bytes_i
               input_from=input_from, output_to=output_to, sparse_overhead=sparse_overhead)
 
 
+def qk_norm_ops(config: ModelConfig, layer: int, tokens: int, act_bytes: float = 2.0) -> list[Op]:
+    """Qwen3's per-head RMSNorms of the queries and keys: tokens·heads·head_dim (q) and
+    tokens·kv_heads·head_dim (k) elements, each reading its head_dim weights once."""
+    hd = head_dim(config)
+    ops = []
+    for which, heads in (("q", config.heads), ("k", config.kv_heads)):
+        elements = tokens * heads * hd
+        ops.append(_vector(f"layers.{layer}.self_attn.{which}_norm", layer, "qk_norm", elements,
+                           RMSNORM_OPS_PER_ELEMENT, (elements + hd) * act_bytes, elements * act_bytes))
+    return ops
+
+
 def decoder_layer_ops(config: ModelConfig, layer: int, tokens: int, choose: LinearChooser,
-                      precision: str = "fp16", act_bytes: float = 2.0) -> list[Op]:
+                      precision: str = "fp16", act_bytes: float = 2.0, qk_norm: bool = False) -> list[Op]:
     """Every op of one decoder layer's prefill over ``tokens`` tokens, in execution order (``precision``:
-    the run's, ``fp16`` or ``w8a8``)."""
+    the run's, ``fp16`` or ``w8a8``; ``qk_norm``: Qwen3's per-head q/k RMSNorms before RoPE)."""
     hidden, hd = config.hidden, head_dim(config)
     shapes = decoder_linear_shapes(config)
     prefix = f"layers.{layer}"
@@ -165,6 +182,7 @@ def decoder_layer_ops(config: ModelConfig, layer: int, tokens: int, choose: Line
     return [
         input_norm,
         *linear("q", input_norm), *linear("k", input_norm), *linear("v", input_norm),
+        *(qk_norm_ops(config, layer, tokens, act_bytes) if qk_norm else ()),
         rope, scores, softmax, context,
         *linear("o", context),
         residual("attn_residual"),
@@ -177,12 +195,13 @@ def decoder_layer_ops(config: ModelConfig, layer: int, tokens: int, choose: Line
 
 
 def prefill_ops(config: ModelConfig, tokens: int, choose: LinearChooser, precision: str = "fp16",
-                act_bytes: float = 2.0, logits_tokens: int = 1) -> list[Op]:
+                act_bytes: float = 2.0, logits_tokens: int = 1, qk_norm: bool = False) -> list[Op]:
     """The whole prefill: embedding gather, every decoder layer, final norm and the LM head.
 
     ``precision`` is the run's (``fp16``, or ``w8a8``: every linear, the LM head included, is int8 at
     1 byte). The LM head runs on ``logits_tokens`` rows: 1 for serving prefill (only the last token's
-    logits are needed); a perplexity evaluation would use all tokens.
+    logits are needed); a perplexity evaluation would use all tokens. ``qk_norm``: the model normalises
+    each query and key head before RoPE (Qwen3).
     """
     if precision not in LINEAR_FORMATS:
         raise ValueError(f"precision: expected one of {', '.join(LINEAR_FORMATS)}, got {precision!r}")
@@ -190,7 +209,7 @@ def prefill_ops(config: ModelConfig, tokens: int, choose: LinearChooser, precisi
     ops = [_vector("embed_tokens", -1, "embedding", hidden_elements, 0.0, hidden_elements * act_bytes,
                    hidden_elements * act_bytes)]
     for layer in range(config.layers):
-        ops.extend(decoder_layer_ops(config, layer, tokens, choose, precision, act_bytes))
+        ops.extend(decoder_layer_ops(config, layer, tokens, choose, precision, act_bytes, qk_norm))
     final_norm = _vector("norm", -1, "rmsnorm", hidden_elements, RMSNORM_OPS_PER_ELEMENT,
                          (hidden_elements + config.hidden) * act_bytes, hidden_elements * act_bytes)
     lm_precision, lm_bytes = LINEAR_FORMATS[precision]

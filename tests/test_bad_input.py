@@ -1,6 +1,6 @@
 """Bad input the tool promises to refuse cleanly: one line naming the file, the field and the fix, exit code 2,
-no traceback, nothing written. Non-finite numbers and duplicate keys in traces, and JSON nested too deeply
-to parse."""
+no traceback, nothing written. Non-finite numbers and duplicate keys in traces and hardware configs, and JSON or
+YAML nested too deeply to parse."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ import pytest
 
 from amber_sim.cli import main
 from amber_sim.errors import InputError
+from amber_sim.hw.config import load_hardware
+from amber_sim.paths import HW_CONFIG_DIR
 from amber_sim.trace import dumps_trace, load_trace, parse_json, save_trace, trace_to_dict
+
+ASCEND_YAML = (HW_CONFIG_DIR / "ascend_like.yaml").read_text("utf-8")
 
 
 def _one_line_exit_2(argv: list[str], capsys) -> str:
@@ -86,7 +90,55 @@ def test_a_trace_holding_nan_is_never_saved(tiny_trace, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("yaml_value", [".nan", ".NaN", ".inf", "-.inf", "+.Inf"])
+@pytest.mark.parametrize("line,field", [
+    ("clock_ghz: 1.8", "clock_ghz"),
+    ("dram: {bandwidth_gb_s: 1600,", "memory.dram.bandwidth_gb_s"),
+    ("mac_fp16_pj: 0.25", "energy.mac_fp16_pj"),
+])
+def test_non_finite_numbers_in_a_hardware_config_name_the_file_and_the_field(tmp_path, line, field, yaml_value):
+    key, _, rest = line.partition(": ")
+    changed = f"{key}: {{{field.rsplit('.', 1)[1]}: {yaml_value}," if rest.startswith("{") else f"{key}: {yaml_value}"
+    assert line in ASCEND_YAML
+    config = tmp_path / "hw.yaml"
+    config.write_text(ASCEND_YAML.replace(line, changed, 1), "utf-8")
+    assert _error(load_hardware, config).startswith(f"{config}: {field}: expected a finite number, got ")
+
+
+def test_non_finite_integer_and_list_entries_are_refused(tmp_path):
+    config = tmp_path / "hw.yaml"
+    config.write_text(ASCEND_YAML.replace("cores: 24", "cores: .inf", 1), "utf-8")
+    assert _error(load_hardware, config) == f"{config}: cores: expected integer, got float inf"
+    config.write_text(ASCEND_YAML.replace('patterns: ["2:4", "4:8", "8:16"]', 'patterns: ["2:4", .nan]', 1), "utf-8")
+    assert _error(load_hardware, config) == f"{config}: sparsity.patterns[1]: expected string, got float nan"
+
+
 # ---------------------------------------------------------------- duplicate keys
+
+def test_duplicate_yaml_keys_at_any_depth_name_the_key_and_its_lines(tmp_path, capsys):
+    config = tmp_path / "hw.yaml"
+    line = ASCEND_YAML.splitlines().index("clock_ghz: 1.8            # [910b]") + 1
+    config.write_text(ASCEND_YAML.replace("cores: 24", "clock_ghz: 3.0\ncores: 24", 1), "utf-8")
+    expected = (f"{config}: clock_ghz: duplicate key 'clock_ghz' on line {line + 1} (first on line {line}); a key "
+                "may appear once per mapping: keep one")
+    assert _error(load_hardware, config) == expected
+    assert _one_line_exit_2(["--hw", str(config), "--trace", "llama.json"], capsys) == expected
+    for old, new, field in [
+        ("dram: {bandwidth_gb_s: 1600,", "dram: {bandwidth_gb_s: 1600, bandwidth_gb_s: 800,", "memory.dram.bandwidth_gb_s"),
+        ("    kind: dedicated", "    kind: dedicated\n    kind: vector", "sparsity.sparsifier.kind"),
+        ("  mac_int8_pj: 0.07", "  mac_int8_pj: 0.07\n  mac_int8_pj: 0.07", "energy.mac_int8_pj"),  # even the same value
+    ]:
+        config.write_text(ASCEND_YAML.replace(old, new, 1), "utf-8")
+        assert f"{config}: {field}: duplicate key '{field.rsplit('.', 1)[1]}' on line " in _error(load_hardware, config)
+
+
+def test_yaml_merge_keys_may_still_be_overridden(tmp_path):
+    config = tmp_path / "hw.yaml"
+    merged = ASCEND_YAML.replace("l0a: {size_kb: 64}", "l0a: &buffer {size_kb: 64}", 1).replace(
+        "l0c: {size_kb: 128}", "l0c: {<<: *buffer, size_kb: 128}", 1)
+    config.write_text(merged, "utf-8")
+    assert load_hardware(config).memory.l0c.size_kb == 128
+
 
 def test_duplicate_json_keys_name_the_path_and_the_lines(tiny_trace, tmp_path, capsys):
     lines = dumps_trace(tiny_trace).splitlines()
@@ -121,3 +173,10 @@ def test_json_nested_100000_deep_is_one_line(tmp_path, capsys, opening, closing)
     trace_file.write_text(opening * 100_000 + ("1" if opening != "[" else "") + closing * 100_000, "utf-8")
     message = _one_line_exit_2(["inspect", str(trace_file)], capsys)
     assert message.startswith(f"{trace_file}: invalid JSON: arrays or objects nested too deeply to read")
+
+
+def test_yaml_nested_100000_deep_is_one_line(tmp_path, capsys):
+    config = tmp_path / "deep.yaml"
+    config.write_text("name: " + "[" * 100_000 + "]" * 100_000 + "\n", "utf-8")
+    message = _one_line_exit_2(["--hw", str(config), "--trace", "llama.json"], capsys)
+    assert message.startswith(f"{config}: invalid YAML: mappings or lists nested too deeply to read")

@@ -309,6 +309,61 @@ def hardware_from_dict(data: Any, where: str = "<config>") -> HardwareConfig:
     return dataclasses.replace(config, source_path=where)
 
 
+_YAML_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _yaml_path(path: str, key: str | int) -> str:
+    return f"{path}[{key}]" if isinstance(key, int) else _join(path, key)
+
+
+def _check_duplicate_keys(root: Any, where: str) -> None:
+    """Refuse a key given twice in one YAML mapping, at any depth (PyYAML silently keeps the last one).
+
+    Walks the composed node tree (iteratively, each node once: anchors may repeat nodes); a merge key
+    (``<<``) may be overridden by the mapping's own keys, as YAML intends.
+    """
+    import yaml
+
+    stack, visited = [(root, "")], set()
+    while stack:
+        node, path = stack.pop()
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first_lines: dict[tuple[str, str], int] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == _YAML_MERGE_TAG:
+                    stack.append((value_node, path))
+                    continue
+                if not isinstance(key_node, yaml.ScalarNode):
+                    continue  # an unusual key: the constructor or the field check reports it
+                line, key = key_node.start_mark.line + 1, (key_node.tag, key_node.value)
+                if key in first_lines:
+                    earlier = f" (first on line {first_lines[key]})" if first_lines[key] != line else ""
+                    raise InputError(where, _join(path, key_node.value), f"duplicate key {key_node.value!r} on line "
+                                     f"{line}{earlier}; a key may appear once per mapping: keep one")
+                first_lines[key] = line
+                stack.append((value_node, _join(path, key_node.value)))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, _yaml_path(path, index)) for index, item in enumerate(node.value))
+
+
+def _load_yaml_strict(text: str, where: str) -> Any:
+    """``yaml.safe_load`` with duplicate keys refused (compose, check, then construct)."""
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_duplicate_keys(node, where)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def load_hardware(path: str | Path) -> HardwareConfig:
     import yaml
 
@@ -317,12 +372,17 @@ def load_hardware(path: str | Path) -> HardwareConfig:
     if not target.is_file():
         raise InputError(where, None, "no such hardware config (pass a path, or a name from hw_configs/ such as ascend_like.yaml)")
     try:
-        data = yaml.safe_load(target.read_text("utf-8"))
+        data = _load_yaml_strict(target.read_text("utf-8"), where)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         location = f"line {mark.line + 1} column {mark.column + 1}" if mark else None
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise InputError(where, location, f"invalid YAML: {problem}") from None
+    except UnicodeDecodeError:
+        raise InputError(where, None, "not a UTF-8 text file; expected a hardware config YAML file") from None
+    except RecursionError:
+        raise InputError(where, None, "invalid YAML: mappings or lists nested too deeply to read "
+                         "(a hardware config nests 3 levels)") from None
     return hardware_from_dict(data, where)
 
 

@@ -92,10 +92,12 @@ def add_inspect(subparsers) -> None:
 # ---------------------------------------------------------------- synth
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    from amber_sim.atomic import check_output_file
     from amber_sim.capture.synthetic import SyntheticSpec, synthetic_trace
     from amber_sim.models.architectures import get_arch
     from amber_sim.trace import save_trace
 
+    check_output_file(args.out)
     arch = get_arch(args.model)
     config = arch.model_config()
     if args.seq_len <= 0 or args.seq_len > arch.max_position:
@@ -157,11 +159,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         from amber_sim.report.terminal import print_report
         from amber_sim.sim.engine import simulate_trace
 
+        from amber_sim.atomic import check_output_dir
+
         hardware, trace = _load_inputs(args)
+        out_dir = check_output_dir(args.out or default_report_dir(trace.source_path, hardware.name))
         console = _console()
         result = simulate_trace(hardware, trace)
         print_report(result, console, args.run, args.top)
-        out_dir = Path(args.out) if args.out else default_report_dir(trace.source_path, hardware.name)
         written = write_report(result, out_dir, args.run, plotter=plotter)
     console.print(f"wrote {len(written)} files to {out_dir}/ (report.md, report.json, ops.csv, plots)")
     return 0
@@ -377,6 +381,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rich.progress import Progress
     from rich.table import Table
 
+    from amber_sim.atomic import check_output_dir
     from amber_sim.models.corpus import load_split, token_windows
     from amber_sim.models.loading import load_model
     from amber_sim.pruning.apply import PRECISIONS, AmberConfig, collect_activation_absmax
@@ -403,9 +408,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     # the calibrated policy gives one row per calibration metric
     policy_variants = [(policy, metric) for policy in policies
                        for metric in (metrics if policy == "calibrated" else [""])]
-    out_dir = Path(args.out) if args.out else None
-    if out_dir is not None and not out_dir.parent.is_dir():
-        raise InputError("--out", None, f"directory {str(out_dir.parent)!r} does not exist")
+    out_dir = check_output_dir(args.out or default_eval_dir(args.model))
     for pattern, criterion, mitigation, policy, precision in itertools.product(patterns, criteria, mitigations,
                                                                                policies, precisions):
         if pattern.strip().lower() == "dense" and precision == "fp16":
@@ -479,8 +482,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                          "perplexity": accuracy.perplexity, "perplexity_ratio": accuracy.perplexity / dense.perplexity,
                          "top1_agreement": accuracy.top1_agreement,
                          "sparsified_linear_flop_share": accuracy.sparsified_linear_flop_share})
-            if out_dir is not None:  # after every combination: a long grid cut short keeps its rows
-                _write_accuracy(out_dir, rows, {**meta, "complete": len(rows) == len(combos)})
+            # after every combination: a long grid cut short keeps its rows
+            _write_accuracy(out_dir, rows, {**meta, "complete": len(rows) == len(combos)})
             progress.advance(task)
     table = Table(title=f"{loaded.name}: {args.windows} evaluation window(s) of {args.seq_len} tokens; dense "
                         f"perplexity {dense.perplexity:.3f}", title_justify="left")
@@ -493,9 +496,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
                       f"{row['perplexity_ratio']:.3f}", f"{row['top1_agreement']:.3f}",
                       f"{row['sparsified_linear_flop_share']:.1%}")
     console.print(table)
-    if out_dir is not None:
-        console.print(f"wrote {out_dir}/accuracy.csv and accuracy.json")
+    console.print(f"wrote {out_dir}/accuracy.csv and accuracy.json")
     return 0
+
+
+def default_eval_dir(model: str) -> Path:
+    """Where ``eval`` writes without ``--out``: reports/eval-<model>/ (the model's name, or its file's stem)."""
+    from amber_sim.paths import REPORT_DIR
+
+    return REPORT_DIR / f"eval-{Path(model).stem or 'model'}"
 
 
 def _write_accuracy(out_dir: Path, rows: list[dict], meta: dict) -> None:
@@ -506,7 +515,7 @@ def _write_accuracy(out_dir: Path, rows: list[dict], meta: dict) -> None:
 
     from amber_sim.atomic import atomic_write_text
 
-    out_dir.mkdir(exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
@@ -542,7 +551,7 @@ def add_eval(subparsers) -> None:
                              "on (one window)")
     parser.add_argument("--seq-len", type=int, default=2048)
     parser.add_argument("--windows", type=int, default=1, help="evaluation windows of --seq-len tokens")
-    parser.add_argument("--out", help="directory for accuracy.csv and accuracy.json")
+    parser.add_argument("--out", help="directory for accuracy.csv and accuracy.json (default reports/eval-<model>/)")
     parser.set_defaults(handler=cmd_eval)
 
 
@@ -551,12 +560,11 @@ def cmd_capture(args: argparse.Namespace) -> int:
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from amber_sim.atomic import check_output_file
     from amber_sim.capture.capture import CaptureSpec, capture_trace, check_spec, run_specs
     from amber_sim.trace import save_trace
 
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise InputError("--out", None, f"directory {str(out.parent)!r} does not exist")
+    out = check_output_file(args.out)
     command = " ".join(["amber-sim", "capture", *sys.argv[2:]]) if len(sys.argv) > 2 else None
     spec = CaptureSpec(model=args.model, seq_len=args.seq_len, patterns=tuple(_split_list(args.patterns)),
                        precisions=tuple(_split_list(args.precision)), criterion=args.criterion, policy=args.policy,

@@ -1,14 +1,16 @@
 """Bad input the tool promises to refuse cleanly: one line naming the file, the field and the fix, exit code 2,
-no traceback, nothing written. Non-finite numbers and duplicate keys in traces and hardware configs, and JSON or
-YAML nested too deeply to parse."""
+no traceback, nothing written. Non-finite numbers and duplicate keys in traces and hardware configs, JSON or
+YAML nested too deeply to parse, and output locations that cannot be written (checked before any work)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import pytest
 
+import amber_sim.atomic as atomic
 from amber_sim.cli import main
 from amber_sim.errors import InputError
 from amber_sim.hw.config import load_hardware
@@ -16,6 +18,7 @@ from amber_sim.paths import HW_CONFIG_DIR
 from amber_sim.trace import dumps_trace, load_trace, parse_json, save_trace, trace_to_dict
 
 ASCEND_YAML = (HW_CONFIG_DIR / "ascend_like.yaml").read_text("utf-8")
+NOT_ROOT = pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories anyway")
 
 
 def _one_line_exit_2(argv: list[str], capsys) -> str:
@@ -180,3 +183,114 @@ def test_yaml_nested_100000_deep_is_one_line(tmp_path, capsys):
     config.write_text("name: " + "[" * 100_000 + "]" * 100_000 + "\n", "utf-8")
     message = _one_line_exit_2(["--hw", str(config), "--trace", "llama.json"], capsys)
     assert message.startswith(f"{config}: invalid YAML: mappings or lists nested too deeply to read")
+
+
+# ---------------------------------------------------------------- output locations, checked before any work
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Every command's expensive step fails the test if it is reached."""
+    def forbidden(*_args, **_kwargs):
+        raise AssertionError("the output location must be refused before any work")
+
+    import amber_sim.capture.capture as capture
+    import amber_sim.capture.synthetic as synthetic
+    import amber_sim.sim.engine as engine
+    import amber_sim.study.studies as studies
+    import amber_sim.study.sweep as sweep
+
+    for module, name in ((engine, "simulate_trace"), (sweep, "prepare_job"), (studies, "write_codesign"),
+                         (capture, "capture_trace"), (synthetic, "synthetic_trace")):
+        monkeypatch.setattr(module, name, forbidden)
+
+
+def _dir_commands(out: str) -> dict[str, list[str]]:
+    return {
+        "main job": ["--hw", "ascend_like", "--trace", "smollm2-135m", "--out", out],
+        "sweep": ["sweep", "--hw", "ascend_like", "--trace", "smollm2-135m", "--vary", "cores=12,24", "--out", out],
+        "study": ["study", "codesign", "--trace", "smollm2-135m", "--hw", "ascend_like", "--out", out],
+    }
+
+
+def _file_commands(out: str) -> dict[str, list[str]]:
+    return {
+        "synth": ["synth", "--model", "llama-3.1-8b", "--seq-len", "16", "--out", out],
+        "capture": ["capture", "--model", "llama-3.1-8b", "--init", "random", "--seq-len", "16", "--out", out],
+    }
+
+
+@pytest.mark.parametrize("command", ["main job", "sweep", "study"])
+def test_out_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, no_work, command):
+    existing = tmp_path / "results.txt"
+    existing.write_text("keep me", "utf-8")
+    message = _one_line_exit_2(_dir_commands(str(existing))[command], capsys)
+    assert message == f"--out: {str(existing)!r} is a file; expected a directory (existing or to be created)"
+    below = existing / "sub"
+    message = _one_line_exit_2(_dir_commands(str(below))[command], capsys)
+    assert message == f"--out: cannot create {str(below)!r}: {str(existing)!r} is a file, not a directory"
+    assert existing.read_text("utf-8") == "keep me" and sorted(tmp_path.iterdir()) == [existing]
+
+
+@pytest.mark.parametrize("command", ["synth", "capture"])
+def test_out_file_that_is_a_directory_or_in_a_missing_one_is_refused_before_any_work(tmp_path, capsys, no_work,
+                                                                                    command):
+    message = _one_line_exit_2(_file_commands(str(tmp_path))[command], capsys)
+    assert message.startswith(f"--out: {str(tmp_path)!r} is a directory; expected a file path")
+    missing = tmp_path / "missing" / "t.json"
+    message = _one_line_exit_2(_file_commands(str(missing))[command], capsys)
+    assert message == f"--out: directory {str(missing.parent)!r} does not exist; create it first"
+    assert list(tmp_path.iterdir()) == []
+
+
+def _refuse_writes_to(monkeypatch, directory) -> None:
+    monkeypatch.setattr(atomic, "_writable_dir", lambda path: path != directory)
+
+
+@pytest.mark.parametrize("command", ["main job", "sweep", "study", "synth", "capture"])
+def test_out_in_an_unwritable_directory_is_refused_before_any_work(tmp_path, capsys, monkeypatch, no_work, command):
+    """Root writes anywhere, so the permission check itself is stood in for (the chmod test below uses the real one)."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    _refuse_writes_to(monkeypatch, locked)
+    if command in ("synth", "capture"):
+        message = _one_line_exit_2(_file_commands(str(locked / "t.json"))[command], capsys)
+        assert message == f"--out: directory {str(locked)!r} is not writable; choose another --out"
+        return
+    message = _one_line_exit_2(_dir_commands(str(locked))[command], capsys)
+    assert message == f"--out: directory {str(locked)!r} is not writable; choose another --out"
+    message = _one_line_exit_2(_dir_commands(str(locked / "new" / "sub"))[command], capsys)
+    assert message == f"--out: cannot create {str(locked / 'new' / 'sub')!r}: directory {str(locked)!r} is not writable"
+    assert list(locked.iterdir()) == []
+
+
+@NOT_ROOT
+def test_out_in_a_read_only_directory_is_refused(tmp_path, capsys, no_work):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        for argv in (_dir_commands(str(locked))["main job"], _dir_commands(str(locked / "sub"))["sweep"],
+                     _file_commands(str(locked / "t.json"))["synth"]):
+            assert "is not writable" in _one_line_exit_2(argv, capsys)
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o700)
+
+
+def test_a_new_out_directory_is_created_with_its_parents_only_once_the_input_is_good(tmp_path, capsys):
+    out = tmp_path / "new" / "sub"
+    bad = ["sweep", "--hw", "ascend_like", "--trace", "smollm2-135m", "--vary", "cores=0", "--out", str(out)]
+    assert "cores" in _one_line_exit_2(bad, capsys)
+    assert list(tmp_path.iterdir()) == []  # refused input: no folder left behind
+    assert main(["--hw", "ascend_like", "--trace", "smollm2-135m", "--patterns", "2:4", "--out", str(out)]) == 0
+    assert (out / "report.json").is_file()
+
+
+def test_check_output_dir_creates_nothing(tmp_path):
+    target = tmp_path / "a" / "b"
+    assert atomic.check_output_dir(target) == target
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(InputError, match="is a file"):
+        atomic.check_output_dir(tmp_path / "f", "--out")
+    assert atomic.check_output_file(tmp_path / "t.json") == tmp_path / "t.json"

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch_stack
 
 from amber_sim import __version__
 from amber_sim.cli import main
@@ -58,3 +59,31 @@ def test_console_script_runs_in_a_subprocess(tiny_trace, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "amber_sim.cli", "--hw", str(tmp_path / "x.yaml"), "--trace", str(path)],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+def test_eval_defaults_to_a_report_folder_named_after_the_model(tmp_path, monkeypatch, capsys):
+    """Without --out, eval writes to reports/eval-<model>/ (checked before the model loads, like any --out)."""
+    torch_stack.importorskip("torch")
+    import amber_sim.paths as paths
+    from amber_sim.cli import default_eval_dir
+
+    assert default_eval_dir("smollm2-135m") == paths.REPORT_DIR / "eval-smollm2-135m"
+    assert default_eval_dir(str(tmp_path / "models" / "mistral-7b.Q8_0.gguf")) == paths.REPORT_DIR / "eval-mistral-7b.Q8_0"
+    occupied = tmp_path / "reports"
+    occupied.write_text("a file where the reports folder should be")
+    monkeypatch.setattr(paths, "REPORT_DIR", occupied)
+    assert main(["eval", "--patterns", "2:4"]) == 2
+    assert capsys.readouterr().err == (f"amber-sim: error: --out: cannot create {str(occupied / 'eval-smollm2-135m')!r}: "
+                                       f"{str(occupied)!r} is a file, not a directory\n")
+
+
+@pytest.mark.slow
+def test_eval_without_out_writes_the_default_folder_and_says_where(tmp_path, monkeypatch, capsys):
+    torch_stack.importorskip("transformers")
+    import amber_sim.paths as paths
+
+    monkeypatch.setattr(paths, "REPORT_DIR", tmp_path / "reports")
+    assert main(["eval", "--patterns", "2:4", "--seq-len", "64"]) == 0
+    folder = tmp_path / "reports" / "eval-smollm2-135m"
+    assert f"wrote {folder}/accuracy.csv and accuracy.json" in capsys.readouterr().out.replace("\n", "")
+    assert (folder / "accuracy.csv").is_file() and (folder / "accuracy.json").is_file()

@@ -19,17 +19,10 @@ def _command_line(name: str) -> str:
     return " ".join(["amber-sim", name, *sys.argv[2:]]) if len(sys.argv) > 2 else f"amber-sim {name}"
 
 
-def _out_dir(text: str) -> Path:
-    out = Path(text)
-    if not out.parent.is_dir():
-        raise InputError("--out", None, f"directory {str(out.parent)!r} does not exist")
-    out.mkdir(exist_ok=True)
-    return out
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from amber_sim.atomic import check_output_dir
     from amber_sim.hw.config import load_hardware
     from amber_sim.paths import resolve_hw_config, resolve_trace
     from amber_sim.study.axes import parse_axes, parse_seq_lens
@@ -38,6 +31,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from amber_sim.study.sweep_report import write_sweep_report
     from amber_sim.trace import load_trace
 
+    out = check_output_dir(args.out)
     axes = parse_axes(args.vary or [])
     seq_lens = parse_seq_lens(args.seq_len)
     if args.max_points <= 0:
@@ -45,12 +39,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     base = load_hardware(resolve_hw_config(args.hw))
     trace = load_trace(resolve_trace(args.trace))
     job = prepare_job(base, trace, axes, seq_lens, args.max_points)
-    out = _out_dir(args.out)
     client = connect_dask(args.dask) if args.dask else None
     console = _console()
     columns = (TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("points"), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn())
     try:
+        out.mkdir(parents=True, exist_ok=True)  # every input checked: only now may the folder appear
         with Progress(*columns, console=console, transient=True) as progress:
             task = progress.add_task("sweep", total=len(job.keys))
 
@@ -81,7 +75,8 @@ def add_sweep(subparsers) -> None:
                         help="a config field by dotted path and its values: START:STOP:xFACTOR, START:STOP:+STEP "
                              "or V1,V2,...; list fields take [2:4],[2:4,4:8]; repeat for more axes (product)")
     parser.add_argument("--seq-len", help="comma-separated sequence lengths; the trace is rescaled (docs/studies.md)")
-    parser.add_argument("--out", required=True, help="directory for results.sqlite, results.csv, plots, report.md")
+    parser.add_argument("--out", required=True, help="directory for results.sqlite, results.csv, plots, report.md "
+                        "(created if needed)")
     parser.add_argument("--workers", type=int, default=None, help="local processes (default: one per CPU core)")
     parser.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://scheduler:8786")
     parser.add_argument("--max-points", type=int, default=DEFAULT_MAX_POINTS,
@@ -109,11 +104,11 @@ def _default_study_dir(kind: str, trace_path: str) -> Path:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
+    from amber_sim.atomic import check_output_dir
     from amber_sim.study.studies import write_bottleneck, write_codesign
 
     trace, configs = _load_study_inputs(args)
-    out = _out_dir(args.out) if args.out else _default_study_dir(args.study, trace.source_path or "trace")
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_dir(args.out or _default_study_dir(args.study, trace.source_path or "trace"))
     writer = write_codesign if args.study == "codesign" else write_bottleneck
     result = writer(trace, configs, out, _command_line("study"))
     console = _console()

@@ -191,6 +191,50 @@ def test_cli_unreachable_dask_keeps_local_table(tmp_path, capsys):
     assert _table(tmp_path / "s" / DB_NAME) == before
 
 
+def _folder_files(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir()) if not path.name.startswith(DB_NAME)}
+
+
+def test_a_folder_holds_one_sweep_another_is_refused_and_the_folder_kept(tmp_path, capsys):
+    """A sweep over other axes into a folder that holds one was a KeyError after its points were mixed in; now
+    it is one line naming the folder and what differs, before any work, and every file stays as it was."""
+    from amber_sim.cli import main
+
+    out = tmp_path / "s"
+    base = ["sweep", "--hw", "ascend_like.yaml", "--trace", "smollm2-135m.json", "--seq-len", "256", "--workers", "1",
+            "--out", str(out)]
+    assert main([*base, "--vary", "memory.dram.bandwidth_gb_s=800,1600"]) == 0
+    assert "2 computed, 0 already in" in capsys.readouterr().out
+    before, table = _folder_files(out), _table(out / DB_NAME)
+    assert main([*base, "--vary", "memory.l1.size_kb=256,512"]) == 2  # shares a point with the first sweep
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"amber-sim: error: --out: {str(out)!r} holds another sweep (axes "
+                          "memory.dram.bandwidth_gb_s=800,1600 × seq-len 256, not memory.l1.size_kb=256,512 × seq-len "
+                          "256); its results would mix with this one's: sweep into a new --out folder")
+    assert main([*base[:-2], "--hw", "a100_like.yaml", "--out", str(out), "--vary",
+                 "memory.dram.bandwidth_gb_s=800,1600"]) == 2
+    assert "holds another sweep (base hardware ascend_like (config " in capsys.readouterr().err
+    assert _folder_files(out) == before and _table(out / DB_NAME) == table
+    assert main([*base, "--vary", "memory.dram.bandwidth_gb_s=800,1600.0"]) == 0  # the same sweep resumes
+    assert "0 computed, 2 already in" in capsys.readouterr().out
+
+
+def test_run_sweep_refuses_a_table_of_another_sweep_or_of_no_recorded_sweep(tmp_path, smollm, ascend):
+    first = prepare_job(ascend, smollm, parse_axes(["memory.dram.bandwidth_gb_s=800,1600"]), (256,), 100)
+    run_sweep(first, tmp_path / DB_NAME, workers=1)
+    other = prepare_job(ascend, smollm, parse_axes(["memory.dram.bandwidth_gb_s=800,3200"]), (256,), 100)
+    with pytest.raises(InputError, match=r"axes memory.dram.bandwidth_gb_s=800,1600 × seq-len 256, not "
+                                         r"memory.dram.bandwidth_gb_s=800,3200 × seq-len 256"):
+        run_sweep(other, tmp_path / DB_NAME, workers=1)
+    older = tmp_path / "older" / DB_NAME  # a table filled before sweeps recorded what they sweep
+    older.parent.mkdir()
+    with ResultStore(older) as store:
+        store.add_points([(key[0], key[1], {}, "x", []) for key in first.keys])
+    with pytest.raises(InputError, match="holds a sweep that did not record its axes"):
+        run_sweep(first, older, workers=1)
+
+
 # ---------------------------------------------------------------- heatmap panels
 
 def _heatmap_rows(trace, hw):

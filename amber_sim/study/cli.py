@@ -39,6 +39,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     base = load_hardware(resolve_hw_config(args.hw))
     trace = load_trace(resolve_trace(args.trace))
     job = prepare_job(base, trace, axes, seq_lens, args.max_points)
+    if (out / DB_NAME).exists():  # a folder holding another sweep is refused before any work
+        with ResultStore(out / DB_NAME) as store:
+            store.claim_sweep(job.identity)
     client = connect_dask(args.dask) if args.dask else None
     console = _console()
     columns = (TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("points"), TimeElapsedColumn(),
@@ -76,7 +79,7 @@ def add_sweep(subparsers) -> None:
                              "or V1,V2,...; list fields take [2:4],[2:4,4:8]; repeat for more axes (product)")
     parser.add_argument("--seq-len", help="comma-separated sequence lengths; the trace is rescaled (docs/studies.md)")
     parser.add_argument("--out", required=True, help="directory for results.sqlite, results.csv, plots, report.md "
-                        "(created if needed)")
+                        "(created if needed; a folder holds one sweep, and rerunning that sweep resumes it)")
     parser.add_argument("--workers", type=int, default=None, help="local processes (default: one per CPU core)")
     parser.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://scheduler:8786")
     parser.add_argument("--max-points", type=int, default=DEFAULT_MAX_POINTS,

@@ -2,7 +2,9 @@
 
 A point's rows go in with one transaction, so a killed sweep leaves only whole points behind and a
 rerun skips them (docs/studies.md §Results table). The table survives Ctrl-C and SIGKILL: SQLite's
-journal rolls back an unfinished transaction on the next open.
+journal rolls back an unfinished transaction on the next open. A table holds one sweep: it records the
+sweep's :class:`SweepIdentity` and refuses any other (:meth:`ResultStore.claim_sweep`), so the rows,
+the CSV, the report and the plots of a folder always describe the same sweep.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import io
 import json
 import sqlite3
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -53,6 +56,55 @@ def config_hash(hw: HardwareConfig) -> str:
     return _digest(json.dumps(hardware_to_dict(hw), sort_keys=True, separators=(",", ":")))
 
 
+@dataclass(frozen=True)
+class SweepIdentity:
+    """What makes two sweeps the same: the base hardware, the trace, the axes with their values (in order)
+    and the sequence lengths. Each hardware and trace is named and content-hashed (config_hash, trace_hash)."""
+
+    hardware: str
+    trace: str
+    axes: tuple[tuple[str, tuple[Any, ...]], ...]
+    seq_lens: tuple[int, ...]
+
+    def to_json(self) -> str:
+        return json.dumps({"hardware": self.hardware, "trace": self.trace, "axes": [[path, list(values)] for
+                           path, values in self.axes], "seq_lens": list(self.seq_lens)}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "SweepIdentity":
+        data = json.loads(text)
+        return cls(hardware=data["hardware"], trace=data["trace"], seq_lens=tuple(data["seq_lens"]),
+                   axes=tuple((path, tuple(values)) for path, values in data["axes"]))
+
+    def describe_axes(self) -> str:
+        axes = [f"{path}={','.join(_axis_value_text(value) for value in values)}" for path, values in self.axes]
+        if self.seq_lens:
+            axes.append(f"seq-len {','.join(map(str, self.seq_lens))}")
+        return " × ".join(axes) or "no axes"
+
+    def differences(self, other: "SweepIdentity") -> list[str]:
+        """What ``other`` changes, each as '<what> <recorded>, not <other's>' (numbers compare by value)."""
+        found = []
+        if self.hardware != other.hardware:
+            found.append(f"base hardware {self.hardware}, not {other.hardware}")
+        if self.trace != other.trace:
+            found.append(f"trace {self.trace}, not {other.trace}")
+        if _plain(self.axes) != _plain(other.axes) or list(self.seq_lens) != list(other.seq_lens):
+            found.append(f"axes {self.describe_axes()}, not {other.describe_axes()}")
+        return found
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, all the way down, so that a recorded identity (read from JSON) compares equal."""
+    return [_plain(item) for item in value] if isinstance(value, (list, tuple)) else value
+
+
+def _axis_value_text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(map(str, value)) + "]"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 class ResultStore:
     """Open with ``ResultStore(path)``; use as a context manager or call ``close()``."""
 
@@ -83,6 +135,24 @@ class ResultStore:
             raise InputError(str(self.path), None, f"this results table was made by simulator model version "
                              f"{found[0] if found else 1}, not {MODEL_VERSION}; its rows would mix two sets of rules: "
                              "sweep into a new --out folder (or delete this one)")
+
+    def claim_sweep(self, identity: SweepIdentity) -> None:
+        """Record ``identity`` as this table's sweep, or check that it is the one recorded: a table holding
+        another sweep (or points of a sweep that recorded none) is refused, never mixed with this one."""
+        folder = repr(str(self.path.parent))
+        with self._db:
+            found = self._db.execute("SELECT value FROM meta WHERE key = 'sweep'").fetchone()
+            if found is None:
+                if self._db.execute("SELECT 1 FROM points LIMIT 1").fetchone() is not None:
+                    raise InputError("--out", None, f"{folder} holds a sweep that did not record its axes (made by an "
+                                     "older amber-sim), so its results cannot be told apart from this one's: sweep "
+                                     "into a new --out folder (or delete this one)")
+                self._db.execute("INSERT INTO meta VALUES ('sweep', ?)", (identity.to_json(),))
+                return
+        differences = SweepIdentity.from_json(found[0]).differences(identity)
+        if differences:
+            raise InputError("--out", None, f"{folder} holds another sweep ({'; '.join(differences)}); its results "
+                             "would mix with this one's: sweep into a new --out folder (or delete this one)")
 
     def __enter__(self) -> "ResultStore":
         return self

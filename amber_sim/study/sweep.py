@@ -1,7 +1,8 @@
 """The sweep runner: every (sequence length × hardware point), in local processes or on Dask.
 
 Points already in the results table (same trace hash and config hash) are skipped, so an interrupted
-sweep resumes where it stopped and repeated points are never recomputed. Workers evaluate batches of
+sweep resumes where it stopped and repeated points are never recomputed. A table holds one sweep
+(its :class:`~amber_sim.study.store.SweepIdentity`): another sweep's table is refused before any work. Workers evaluate batches of
 neighbouring points (the product's last axis varies fastest, so neighbours share most fields and the
 simulator's per-GEMM caches hit); the main process writes each finished batch in one transaction.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Callable, Sequence
 
 from amber_sim.errors import InputError
@@ -19,7 +20,7 @@ from amber_sim.hw.config import HardwareConfig
 from amber_sim.study.axes import Axis, apply_point, check_point_count, sweep_points
 from amber_sim.study.evaluate import TracePlan, build_plan, evaluate_point
 from amber_sim.study.rescale import rescale_trace
-from amber_sim.study.store import ResultStore, config_hash, trace_hash
+from amber_sim.study.store import ResultStore, SweepIdentity, config_hash, trace_hash
 from amber_sim.trace import Trace
 
 DEFAULT_BATCH_POINTS = 8
@@ -34,6 +35,7 @@ class SweepJob:
 
     traces: dict[str, Trace]                                   # trace hash -> (rescaled) trace
     points: tuple[tuple[str, str, dict[str, Any], HardwareConfig], ...]  # (trace hash, config hash, values, hw)
+    identity: SweepIdentity                                    # what the results table must hold
 
     @property
     def keys(self) -> list[tuple[str, str]]:
@@ -66,7 +68,14 @@ def prepare_job(base: HardwareConfig, trace: Trace, axes: Sequence[Axis], seq_le
             if seq_len is not None:
                 values["seq_len"] = seq_len
             points.append((t_hash, c_hash, values, hw))
-    return SweepJob(traces=traces, points=tuple(points))
+    return SweepJob(traces=traces, points=tuple(points), identity=sweep_identity(base, trace, axes, seq_lens))
+
+
+def sweep_identity(base: HardwareConfig, trace: Trace, axes: Sequence[Axis], seq_lens: Sequence[int]) -> SweepIdentity:
+    trace_name = PurePath(trace.source_path).name if trace.source_path else "trace"
+    return SweepIdentity(hardware=f"{base.name} (config {config_hash(base)})",
+                         trace=f"{trace_name} (content {trace_hash(trace)})",
+                         axes=tuple((axis.path, tuple(axis.values)) for axis in axes), seq_lens=tuple(seq_lens))
 
 
 # ---------------------------------------------------------------- the work of one batch (any process)
@@ -176,6 +185,7 @@ def run_sweep(job: SweepJob, db_path: Path, workers: int | None = None, dask_cli
     progress = progress or (lambda done, total: None)
     workers = workers or os.cpu_count() or 1
     with ResultStore(db_path) as store:
+        store.claim_sweep(job.identity)
         done_keys = store.done_keys()
         keys = job.keys
         todo = {key for key in keys if key not in done_keys}

@@ -211,7 +211,7 @@ def test_this_machine_without_a_gpu_exits_2(tmp_path, capsys):
 @pytest.mark.parametrize("make_out,message", [
     (lambda tmp: tmp / "missing" / "gpu.csv", "does not exist"),
     (lambda tmp: tmp, "is a directory"),
-    (lambda tmp: (tmp / "file").write_text("x") and tmp / "file" / "gpu.csv", "is not a directory"),
+    (lambda tmp: (tmp / "file").write_text("x") and tmp / "file" / "gpu.csv", "is a file, not a directory"),
 ])
 def test_an_unwritable_out_exits_2_before_torch_is_asked(tmp_path, monkeypatch, capsys, make_out, message):
     asked = _fake_torch(monkeypatch, cuda=True)

@@ -24,7 +24,6 @@ import argparse
 import csv
 import io
 import math
-import os
 import re
 import statistics
 import subprocess
@@ -33,6 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
 
+from amber_sim.atomic import check_output_file
 from amber_sim.errors import InputError
 
 DENSE = "dense"
@@ -171,21 +171,6 @@ def parse_backends(text: str | None) -> list[str]:
         raise InputError("--backends", None, f"unknown backend {unknown[0]!r}; expected a comma-separated subset of "
                          f"{', '.join(BACKENDS)}")
     return list(dict.fromkeys(names))
-
-
-def check_out(path: str | Path) -> Path:
-    """``--out`` must be a writable file path: its directory exists and is writable, the path is no directory."""
-    out = Path(path)
-    parent = out.parent
-    if not parent.exists():
-        raise InputError("--out", None, f"directory {str(parent)!r} does not exist; create it or choose another path")
-    if not parent.is_dir():
-        raise InputError("--out", None, f"{str(parent)!r} is not a directory; choose a path inside a directory")
-    if out.is_dir():
-        raise InputError("--out", None, f"{str(out)!r} is a directory; give a file name such as {str(out / 'gpu.csv')!r}")
-    if not os.access(parent, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
-        raise InputError("--out", None, f"{str(out)!r} is not writable; choose a writable path")
-    return out
 
 
 # ---------------------------------------------------------------- the CLI-independent core
@@ -416,7 +401,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
         raise InputError("--warmup", None, f"expected 0 or more, got {args.warmup}")
     if not re.fullmatch(r"cuda(:\d+)?", args.device):
         raise InputError("--device", None, f"expected cuda or cuda:N, got {args.device!r}")
-    out = check_out(args.out)
+    out = check_output_file(args.out)
     torch = cuda_torch(args.device)
 
     index = int(args.device.partition(":")[2] or 0)

@@ -525,13 +525,15 @@ def _write_accuracy(out_dir: Path, rows: list[dict], meta: dict) -> None:
 
 
 def add_eval(subparsers) -> None:
+    from amber_sim.pruning.criteria import CRITERIA
+
     parser = subparsers.add_parser("eval", help="perplexity and top-1 agreement of Amber-pruned models on BBC text")
     parser.add_argument("--model", default="smollm2-135m", help="smollm2-135m, a .gguf file or a local HF directory")
     parser.add_argument("--tokenizer", default=None, metavar="DIR",
                         help="a directory with the model's tokenizer files (tokenizer.json, tokenizer.model or "
                              "vocab.json + merges.txt), for a checkpoint directory that has none")
     parser.add_argument("--patterns", default="8:16,2:4", help="comma-separated")
-    parser.add_argument("--criteria", default="amber", help="comma-separated: magnitude, amber, amber-robust, clact")
+    parser.add_argument("--criteria", default="amber", help="comma-separated: " + ", ".join(CRITERIA))
     parser.add_argument("--mitigations", default="none", help="comma-separated: none, median-shift, "
                         "variance-correction, median-shift+variance-correction")
     parser.add_argument("--policy", default="amber-paper", help="comma-separated: all, amber-paper, calibrated")
@@ -592,6 +594,8 @@ def cmd_capture(args: argparse.Namespace) -> int:
 
 
 def add_capture(subparsers) -> None:
+    from amber_sim.pruning.criteria import CRITERIA
+
     parser = subparsers.add_parser("capture", help="capture a trace from a real Amber-pruned prefill")
     parser.add_argument("--model", default="smollm2-135m",
                         help="smollm2-135m, a .gguf file or a local HF directory; with --init random a bundled "
@@ -604,7 +608,7 @@ def add_capture(subparsers) -> None:
     parser.add_argument("--seq-len", type=int, default=2048)
     parser.add_argument("--patterns", default="dense,2:4,4:8,8:16,16:32,unstructured", help="comma-separated")
     parser.add_argument("--precision", default="fp16", help="comma-separated: fp16, w8a8")
-    parser.add_argument("--criterion", default="amber", help="magnitude, amber, amber-robust or clact")
+    parser.add_argument("--criterion", default="amber", help="one of " + ", ".join(CRITERIA))
     parser.add_argument("--policy", default="amber-paper", help="all, amber-paper or calibrated")
     parser.add_argument("--target-share", type=float, default=0.55,
                         help="calibrated policy: keep at least this share of linear FLOPs sparsified")

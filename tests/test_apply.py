@@ -49,6 +49,22 @@ def test_prefill_inputs_are_n_of_m_and_kept_values_unchanged(tiny_llama, ids):
     assert handle.stats[name].density == 0.5 and handle.stats[name].calls == 1
 
 
+def test_var_weight_keeps_the_top_scores_of_a_pure_torch_reference(tiny_llama, ids):
+    """var-weight: score |x_tj| · Var(W[:, j]) (ddof 1, as torch.var); the kept two of each four are the two
+    largest scores (random inputs and weights: no ties), and the kept values are unchanged."""
+    name = "model.layers.0.mlp.down_proj"
+    weight = dict(tiny_llama.named_modules())[name].weight.detach().double()
+    before, after, _ = _pruned_forward(tiny_llama, name, AmberConfig(pattern="2:4", criterion="var-weight",
+                                                                     policy="all"), ids)
+    channels = before.shape[-1]
+    score = before.reshape(-1, channels).double().abs() * torch.var(weight, dim=0)
+    groups = score.reshape(score.shape[0], -1, 4)
+    keep = groups >= groups.sort(dim=2).values[:, :, 2:3]
+    kept = after.reshape(-1, channels) != 0
+    assert torch.equal(kept, keep.reshape(kept.shape))
+    assert torch.equal(after.reshape(-1, channels)[kept], before.reshape(-1, channels)[kept])
+
+
 def test_decode_stays_dense_and_remove_restores(tiny_llama, ids):
     with torch.no_grad():
         dense = tiny_llama(input_ids=ids).logits

@@ -38,6 +38,20 @@ def test_factors_match_torch(torch, seed, dtype):
     np.testing.assert_array_equal(C.amber_factors(w), torch_amber(torch, w))
     np.testing.assert_array_equal(C.robust_norm_factors(w), torch_robust(torch, w))
     assert C.amber_factors(w).dtype == np.float32 and C.amber_factors(w).min() == 1.0
+    # var-weight: torch.var over the output rows (ddof 1, as the paper's code); float64 sums in another order,
+    # then float32: within a few float32 ulps
+    variance = torch.var(torch.from_numpy(w).double(), dim=0)
+    np.testing.assert_allclose(C.weight_variance_factors(w), (variance / variance[variance > 0].min()).numpy(),
+                               rtol=3e-7)
+
+
+def test_var_weight_golden():
+    """Columns [1, 3] and [2, 2] and [0, 4]: variances (ddof 1) 2, 0 and 8; normalised by the smallest nonzero
+    (2): 1, 0, 4. A single output row has no variance: every factor 1."""
+    w = np.array([[1.0, 2.0, 0.0], [3.0, 2.0, 4.0]])
+    np.testing.assert_array_equal(C.weight_variance_factors(w), [1.0, 0.0, 4.0])
+    np.testing.assert_array_equal(C.column_factor("var-weight", w), [1.0, 0.0, 4.0])
+    np.testing.assert_array_equal(C.weight_variance_factors(np.ones((1, 3))), np.ones(3, np.float32))
 
 
 def test_robust_stats_exclude_outliers_but_do_not_clip_them():
@@ -80,7 +94,7 @@ def test_column_factor_dispatch_and_errors():
     assert C.column_factor("clact") is None
     np.testing.assert_array_equal(C.column_factor("amber", w), C.amber_factors(w))
     np.testing.assert_array_equal(C.column_factor("amber-robust", w), C.robust_norm_factors(w))
-    with pytest.raises(InputError, match="expected one of magnitude, amber, amber-robust, clact"):
+    with pytest.raises(InputError, match="expected one of magnitude, amber, amber-robust, clact, var-weight"):
         C.column_factor("wanda", w)
     with pytest.raises(InputError, match="needs the layer weight"):
         C.column_factor("amber")

@@ -11,6 +11,8 @@ The score of activation entry x[t, j] is ``|x[t, j]| * factor[j]`` (docs/pruning
   and the factor is ``||Ŵ[:, j]||_2 / min_k ||Ŵ[:, k]||_2``.
 - ``clact``: ``||X[:, j]||_2`` over the tokens of the current forward, computed per call by the
   one-pass kernel :func:`amber_sim.pruning.kernels.column_norms` (:func:`clact_factors`).
+- ``var-weight`` (arXiv 2509.22166's public code): the variance of W's column j over the output rows,
+  ``Var(W[:, j])`` with ddof = 1 (torch.var's default there), divided by the smallest nonzero one.
 
 W is ``[N_out, K]`` (``y = x Wᵀ``); factors are float32 arrays of length K. Norms are accumulated
 in float64 over blocks of rows (no full float64 copy of W); the division by the minimum only keeps
@@ -32,10 +34,11 @@ __all__ = [
     "amber_factors",
     "robust_norm_factors",
     "clact_factors",
+    "weight_variance_factors",
     "normalise_by_min",
 ]
 
-CRITERIA = ("magnitude", "amber", "amber-robust", "clact")
+CRITERIA = ("magnitude", "amber", "amber-robust", "clact", "var-weight")
 
 #: Quantiles outside of which weights are left out of the Robust-Norm mean/std.
 ROBUST_QUANTILES = (0.005, 0.995)
@@ -104,6 +107,24 @@ def robust_norm_factors(w: np.ndarray, where: str = "weight",
     return normalise_by_min(norms)
 
 
+def weight_variance_factors(w: np.ndarray, where: str = "weight") -> np.ndarray:
+    """var-weight column factors: ``Var(W[:, j])`` (ddof = 1; 0 for a single row) / the smallest nonzero one
+    (float32 [K]), accumulated in float64 over blocks of rows."""
+    w = _check_weight(w, where)
+    rows = w.shape[0]
+    if rows < 2:
+        return np.ones(w.shape[1], np.float32)
+    means = np.zeros(w.shape[1], np.float64)
+    for start in range(0, rows, _ROW_BLOCK):
+        means += w[start:start + _ROW_BLOCK].astype(np.float64).sum(axis=0)
+    means /= rows
+    squared = np.zeros(w.shape[1], np.float64)  # two passes: no cancellation of sum² − (sum)²/n
+    for start in range(0, rows, _ROW_BLOCK):
+        block = w[start:start + _ROW_BLOCK].astype(np.float64) - means
+        squared += np.einsum("ij,ij->j", block, block)
+    return normalise_by_min(squared / (rows - 1))
+
+
 def clact_factors(x: np.ndarray, layer: str = "?", *, dtype: object = None) -> np.ndarray:
     """CLACT factors of the current activation: ``||X[:, j]||_2`` over all its rows (float32 [K])."""
     from amber_sim.pruning.kernels import column_norms
@@ -114,7 +135,7 @@ def clact_factors(x: np.ndarray, layer: str = "?", *, dtype: object = None) -> n
 def column_factor(criterion: str, w: np.ndarray | None = None, where: str = "criterion") -> np.ndarray | None:
     """Offline factor for ``criterion`` from the layer weight ``w``.
 
-    ``magnitude`` → None; ``amber`` / ``amber-robust`` → float32 [K] from ``w``; ``clact`` → None
+    ``magnitude`` → None; ``amber`` / ``amber-robust`` / ``var-weight`` → float32 [K] from ``w``; ``clact`` → None
     here, because its factor depends on each forward's activation: call :func:`clact_factors`.
     """
     if criterion not in CRITERIA:
@@ -125,4 +146,6 @@ def column_factor(criterion: str, w: np.ndarray | None = None, where: str = "cri
         raise InputError(where, None, f"criterion {criterion!r} needs the layer weight [N_out, K]")
     if criterion == "amber":
         return amber_factors(w, where)
+    if criterion == "var-weight":
+        return weight_variance_factors(w, where)
     return robust_norm_factors(w, where)

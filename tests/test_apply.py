@@ -65,6 +65,45 @@ def test_var_weight_keeps_the_top_scores_of_a_pure_torch_reference(tiny_llama, i
     assert torch.equal(after.reshape(-1, channels)[kept], before.reshape(-1, channels)[kept])
 
 
+def test_global_top_k_golden_and_pure_torch_reference():
+    """Global bound: the round(0.5 · 8) = 4 largest |x| of the whole [2, 4] tensor: 9, 8, 7 and 6, three of them
+    in row 0 (a per-token top-2 keeps 2 per row). With a factor [1, 1, 1, 10] the scores of column 3 become
+    10 and 20 and lead. On random data (no ties) it equals torch.topk over the flattened scores."""
+    from amber_sim.pruning.apply import global_top_k
+
+    x = torch.tensor([[9.0, -8.0, 1.0, 7.0], [0.5, 6.0, -2.0, 2.0]])
+    out, stats = global_top_k(x, 0.5, None)
+    assert out.tolist() == [[9.0, -8.0, 0.0, 7.0], [0.0, 6.0, 0.0, 0.0]]
+    assert (stats.total, stats.kept_count, stats.natural_zero_count) == (8, 4, 0)
+    out, _ = global_top_k(x, 0.5, np.array([1.0, 1.0, 1.0, 10.0], np.float32))
+    assert out.tolist() == [[9.0, -8.0, 0.0, 7.0], [0.0, 0.0, 0.0, 2.0]]
+    ties, _ = global_top_k(torch.ones(2, 3), 0.5, None)  # ties at the threshold: the lower flat indices
+    assert ties.tolist() == [[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]
+    rows = torch.randn(64, 96)
+    factor = np.random.default_rng(3).uniform(0.5, 2.0, 96).astype(np.float32)
+    out, stats = global_top_k(rows, 0.5, factor)
+    score = rows.double().abs() * torch.from_numpy(factor).double()
+    reference = torch.zeros(rows.numel(), dtype=torch.bool)
+    reference[torch.topk(score.reshape(-1), 64 * 48).indices] = True
+    assert torch.equal(out != 0, reference.reshape(rows.shape)) and torch.equal(out[out != 0], rows[out != 0])
+    assert stats.kept_count == 64 * 48
+
+
+def test_unstructured_global_prunes_a_prefill_and_its_pattern_reads_back(tiny_llama, ids):
+    from amber_sim.patterns import parse_pattern
+
+    name = "model.layers.1.mlp.down_proj"
+    before, after, handle = _pruned_forward(tiny_llama, name, AmberConfig(pattern="unstructured-global",
+                                                                          criterion="magnitude", policy="all"), ids)
+    assert handle.stats[name].density == 0.5
+    kept = after != 0
+    assert torch.equal(after[kept], before[kept])
+    per_row = kept.reshape(-1, before.shape[-1]).sum(dim=1)
+    assert per_row.sum() == kept.numel() // 2 and per_row.min() < per_row.max()  # rows keep different counts
+    assert str(parse_pattern("unstructured-global")) == "unstructured-global"
+    assert parse_pattern("unstructured-global").kind == "unstructured"
+
+
 def test_decode_stays_dense_and_remove_restores(tiny_llama, ids):
     with torch.no_grad():
         dense = tiny_llama(input_ids=ids).logits

@@ -653,3 +653,12 @@ def test_a100_like_sustained_fraction_is_its_stated_fit():
     streaming_s = (float(large["ms"]) - host_ms - fixed_ms) * 1e-3
     sustained = 2 * elements * 2 / streaming_s / 2039e9
     assert round(sustained, 3) == load_hardware(PROJECT_ROOT / "hw_configs" / "a100_like.yaml").memory.dram.sustained_fraction
+
+
+def test_unstructured_global_runs_as_unstructured(configs):
+    """The hardware sees the same bitmask-compressed activation whatever the top-k's scope: a global-bound op
+    costs what a per-token one of the same density costs."""
+    for hw in (configs["ascend_like"], configs["a100_like"]):
+        per_token, global_scope = simulate_ops(hw, (_linear("unstructured", 0.5), _linear("unstructured-global", 0.5)))
+        assert per_token.mode == global_scope.mode == "compressed-io"
+        assert per_token.cycles == global_scope.cycles and per_token.activation_bytes == global_scope.activation_bytes

@@ -36,6 +36,7 @@ from amber_sim.pruning.layer_roles import (LINEAR_ROLES, PUBLISHED_SKIP_LAYERS, 
                                           paper_rule_sparsifies)
 
 POLICIES = ("all", "amber-paper", "calibrated")
+UNSTRUCTURED_DENSITY = 0.5  # both unstructured bounds keep half of the entries, as 2:4 and 8:16 do
 MITIGATIONS = ("none", "median-shift", "variance-correction", "median-shift+variance-correction")
 PRECISIONS = ("fp16", "w8a8")
 
@@ -209,11 +210,40 @@ def _kernel_mask(rows, config: AmberConfig, factor, name: str):
     target, _ = _numpy_bits(out)
     if config.criterion == "clact":
         factor = clact_factors(source, name, dtype=kernel_dtype)
+    if pattern.kind == "unstructured" and pattern.scope == "tensor":
+        return global_top_k(rows, UNSTRUCTURED_DENSITY, factor)
     if pattern.kind == "unstructured":
-        stats = kernels.prune_unstructured(source, 0.5, factor, out=target, layer=name, dtype=kernel_dtype)
+        stats = kernels.prune_unstructured(source, UNSTRUCTURED_DENSITY, factor, out=target, layer=name,
+                                           dtype=kernel_dtype)
     else:
         stats = kernels.prune(source, pattern.n, pattern.m, factor, out=target, layer=name, dtype=kernel_dtype)
     return out, stats.detached()
+
+
+def global_top_k(rows, density: float, factor):
+    """The global unstructured bound: keep the round(density · entries) largest scores |x_tj|·factor_j of the
+    whole [rows, K] activation (scores in float64; ties at the threshold go to the lower flat index), values
+    unchanged: (pruned tensor, stats). Every token competes with every other, so it is looser than the
+    per-token top-k of ``unstructured``."""
+    import torch
+
+    flat_score = rows.abs().to(torch.float64)
+    if factor is not None:
+        flat_score = flat_score * torch.from_numpy(np.asarray(factor, np.float64))
+    flat_score = flat_score.reshape(-1)
+    keep = int(round(flat_score.numel() * float(density)))
+    mask = torch.zeros(flat_score.numel(), dtype=torch.bool)
+    if keep > 0:
+        threshold = torch.kthvalue(flat_score, flat_score.numel() - keep + 1).values
+        mask = flat_score > threshold
+        ties = torch.nonzero(flat_score == threshold).reshape(-1)
+        mask[ties[:keep - int(mask.sum())]] = True
+    out = torch.where(mask.reshape(rows.shape), rows, torch.zeros((), dtype=rows.dtype))
+    total = rows.numel()
+    natural_zeros = total - int(rows.count_nonzero())
+    stats = kernels.PruneStats(total=total, kept_count=int(out.count_nonzero()), natural_zero_count=natural_zeros,
+                               rows=rows.shape[0], channels=rows.shape[1])
+    return out, stats
 
 
 def _mask_rows(rows, config: AmberConfig, factor, name: str):

@@ -246,6 +246,20 @@ def test_a_checkpoint_without_tokenizer_files_says_which_and_takes_tokenizer_dir
         assert "--tokenizer: applies to pretrained captures only" in error
 
 
+def test_tokenizer_files_transformers_cannot_read_are_one_line(checkpoints, tmp_path, capsys):
+    import importlib.util
+
+    directory = tmp_path / "sentencepiece-only"
+    shutil.copytree(checkpoints["no-tokenizer"], directory)
+    (directory / "tokenizer.model").write_bytes(bytes(range(256)))  # not a SentencePiece model either
+    error = _one_line_error(capsys, ["eval", "--model", str(directory), "--seq-len", str(T),
+                                     "--out", str(tmp_path / "acc")])
+    assert f"{directory}: tokenizer: transformers could not build a tokenizer from tokenizer.model (" in error
+    assert error.endswith("pass a directory holding the model's tokenizer with --tokenizer DIR")
+    if importlib.util.find_spec("sentencepiece") is None:
+        assert "needs the sentencepiece package, which is not installed" in error
+
+
 def test_a_tokenizer_larger_than_the_vocabulary_is_refused(checkpoints, tmp_path):
     small = transformers.Qwen3Config(**{**SHAPE, "vocab_size": 200, "num_hidden_layers": 1}, head_dim=16)
     directory = _save(tmp_path / "vocab-200", small)

@@ -239,6 +239,19 @@ def _quiet_transformers():
             hf_logging.enable_progress_bar()
 
 
+@contextlib.contextmanager
+def _hf_errors_only():
+    """transformers logs errors only, for a call whose problems amber-sim reports itself in one line."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
 def _default_mode(mode: int) -> int:
     umask = os.umask(0)
     os.umask(umask)
@@ -381,12 +394,16 @@ def load_tokenizer(directory: Path, model_source: Path | None = None):
         raise InputError(where, "tokenizer", f"no tokenizer files: none of {', '.join(TOKENIZER_FILES)}"
                          + (f" (found only {', '.join(present)})" if present else "") + f"; {hint}")
     try:
-        with _quiet_transformers():
+        with _quiet_transformers(), _hf_errors_only():
             return AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
     except (OSError, ValueError, ImportError, KeyError, TypeError) as error:
         reason = " ".join(str(error).split())[:300]
+        if found == ["tokenizer.model"] and importlib.util.find_spec("sentencepiece") is None:
+            reason = "a SentencePiece tokenizer.model needs the sentencepiece package, which is not installed"
+        else:
+            reason = f"{type(error).__name__}: {reason}"
         raise InputError(where, "tokenizer", f"transformers could not build a tokenizer from "
-                         f"{', '.join(found)} ({type(error).__name__}: {reason}); {hint}") from None
+                         f"{', '.join(found)} ({reason}); {hint}") from None
 
 
 def _load_weights(auto_class, directory: Path, source: Path, torch_dtype: torch.dtype):
@@ -395,12 +412,8 @@ def _load_weights(auto_class, directory: Path, source: Path, torch_dtype: torch.
     transformers initialises missing tensors at random and only logs a report (missing, unexpected keys);
     a capture of such a model would measure weights that are not the checkpoint's, so any of them is refused.
     """
-    from transformers.utils import logging as hf_logging
-
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the load report: refused below, in one line
     try:
-        with _quiet_transformers():
+        with _quiet_transformers(), _hf_errors_only():  # the load report: refused below, in one line
             # mismatched shapes are reported in ``info`` (and refused below) instead of raised after the report
             model, info = auto_class.from_pretrained(str(directory), local_files_only=True, output_loading_info=True,
                                                      ignore_mismatched_sizes=True, **_dtype_kwarg(torch_dtype))
@@ -408,8 +421,6 @@ def _load_weights(auto_class, directory: Path, source: Path, torch_dtype: torch.
         reason = " ".join(str(error).split())[:300]
         raise InputError(str(source), "weights", f"transformers could not load them ({type(error).__name__}: "
                          f"{reason})") from None
-    finally:
-        hf_logging.set_verbosity(verbosity)
     problems = []
     for key, what in (("missing_keys", "missing"), ("unexpected_keys", "unexpected"), ("mismatched_keys", "wrong shape")):
         names = sorted(item if isinstance(item, str) else  # mismatched: (name, checkpoint shape, model shape)

@@ -376,6 +376,7 @@ def add_validate(subparsers) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    import dataclasses
     import itertools
 
     from rich.progress import Progress
@@ -384,9 +385,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from amber_sim.atomic import check_output_dir
     from amber_sim.models.corpus import load_split, token_windows
     from amber_sim.models.loading import load_model
-    from amber_sim.pruning.apply import PRECISIONS, AmberConfig, collect_activation_absmax
+    from amber_sim.pruning.apply import PRECISIONS, STATIC_SHIFT_MITIGATIONS, AmberConfig, collect_activation_absmax
     from amber_sim.pruning.calibrate import (CALIBRATION_METRICS, calibrate_skip_layers, calibrate_skip_linears,
-                                             capture_linear_inputs)
+                                             capture_linear_inputs, collect_static_shifts)
     from amber_sim.pruning.evaluate import dense_reference, evaluate
 
     patterns = _split_list(args.patterns)
@@ -422,7 +423,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     loaded = load_model(args.model, tokenizer=args.tokenizer)
     windows = token_windows(load_split("evaluation", loaded.tokenizer), args.seq_len, args.windows)
     calibration = captured = None
-    if "calibrated" in policies:
+    static_shift = any(mitigation in STATIC_SHIFT_MITIGATIONS for mitigation in mitigations)
+    if "calibrated" in policies or static_shift:
         import torch
 
         calibration = torch.as_tensor(token_windows(load_split("calibration", loaded.tokenizer),
@@ -474,6 +476,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 config = AmberConfig(pattern=pattern, criterion=criterion, policy=policy, mitigation=mitigation,
                                      skip_layers=skip, skip_linears=skip_linears, model_name=loaded.name,
                                      precision=precision)
+                if mitigation in STATIC_SHIFT_MITIGATIONS:  # η per pruned linear, once, on calibration tokens
+                    config = dataclasses.replace(config, static_shifts=collect_static_shifts(loaded.model, calibration,
+                                                                                            config))
             accuracy = evaluate(loaded.model, windows, config, dense_argmax, activation_absmax=absmax)
             rows.append({"pattern": pattern, "precision": precision, "criterion": criterion, "mitigation": mitigation, "policy": policy,
                          "calibration_metric": metric,
@@ -525,7 +530,7 @@ def _write_accuracy(out_dir: Path, rows: list[dict], meta: dict) -> None:
 
 
 def add_eval(subparsers) -> None:
-    from amber_sim.pruning.criteria import CRITERIA
+    from amber_sim.pruning.names import CRITERIA, MITIGATIONS, POLICIES
 
     parser = subparsers.add_parser("eval", help="perplexity and top-1 agreement of Amber-pruned models on BBC text")
     parser.add_argument("--model", default="smollm2-135m", help="smollm2-135m, a .gguf file or a local HF directory")
@@ -534,9 +539,9 @@ def add_eval(subparsers) -> None:
                              "vocab.json + merges.txt), for a checkpoint directory that has none")
     parser.add_argument("--patterns", default="8:16,2:4", help="comma-separated")
     parser.add_argument("--criteria", default="amber", help="comma-separated: " + ", ".join(CRITERIA))
-    parser.add_argument("--mitigations", default="none", help="comma-separated: none, median-shift, "
-                        "variance-correction, median-shift+variance-correction")
-    parser.add_argument("--policy", default="amber-paper", help="comma-separated: all, amber-paper, calibrated")
+    parser.add_argument("--mitigations", default="none", help="comma-separated: " + ", ".join(MITIGATIONS)
+                        + " (static-median-shift: one η per linear, measured on --calibration-tokens)")
+    parser.add_argument("--policy", default="amber-paper", help="comma-separated: " + ", ".join(POLICIES))
     parser.add_argument("--precision", default="fp16",
                         help="comma-separated: fp16 (pruned activations only) or w8a8 (Outstanding-sparse: int8 "
                              "weights per output channel, int8 activations per token, inverse smoothing of the "
@@ -594,7 +599,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
 
 
 def add_capture(subparsers) -> None:
-    from amber_sim.pruning.criteria import CRITERIA
+    from amber_sim.pruning.names import CRITERIA, MITIGATIONS
 
     parser = subparsers.add_parser("capture", help="capture a trace from a real Amber-pruned prefill")
     parser.add_argument("--model", default="smollm2-135m",
@@ -617,8 +622,7 @@ def add_capture(subparsers) -> None:
                              "or loss (skip single q/gate linears by calibration-loss benefit); docs/pruning.md")
     parser.add_argument("--calibration-tokens", type=int, default=2048,
                         help="tokens of the BBC calibration split for the calibrated policy and W8A8 smoothing")
-    parser.add_argument("--mitigation", default="none",
-                        help="none, median-shift, variance-correction, median-shift+variance-correction")
+    parser.add_argument("--mitigation", default="none", help="one of " + ", ".join(MITIGATIONS))
     parser.add_argument("--seed", type=int, default=0, help="random-init weights and inputs")
     parser.add_argument("--created", default=None, help="timestamp to record (for reproducible files)")
     parser.add_argument("--out", required=True, help="output trace path (its directory must exist)")

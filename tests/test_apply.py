@@ -104,6 +104,45 @@ def test_unstructured_global_prunes_a_prefill_and_its_pattern_reads_back(tiny_ll
     assert parse_pattern("unstructured-global").kind == "unstructured"
 
 
+def test_golden_static_median_shift_against_the_per_token_one():
+    """Row [3, 1.5, 0.9, 1.2], 2:4 magnitude. Static η = 1 (calibrated): x − η = [2, 0.5, −0.1, 0.2] keeps 2 and
+    0.5; adding η back gives [3, 1.5, 1, 1]. The per-token median is 1.35: x − 1.35 = [1.65, 0.15, −0.45, −0.15]
+    keeps 1.65 and −0.45, giving [3, 1.35, 0.9, 1.35]."""
+    from amber_sim.pruning.apply import prune_activation
+
+    x = torch.tensor([[3.0, 1.5, 0.9, 1.2]])
+    static = AmberConfig(pattern="2:4", criterion="magnitude", policy="all", mitigation="static-median-shift",
+                         static_shifts=(("lin", 1.0),)).validated()
+    out, _ = prune_activation(x, static, None, "lin")
+    assert torch.allclose(out, torch.tensor([[3.0, 1.5, 1.0, 1.0]]))
+    dynamic = AmberConfig(pattern="2:4", criterion="magnitude", policy="all", mitigation="median-shift")
+    out, _ = prune_activation(x, dynamic, None, "lin")
+    assert torch.allclose(out, torch.tensor([[3.0, 1.35, 0.9, 1.35]]))
+    with pytest.raises(InputError, match="layer other: static_shifts: no calibrated"):
+        prune_activation(x, static, None, "other")
+
+
+def test_static_shifts_are_the_mean_of_per_token_medians_of_the_dense_inputs(tiny_llama, ids):
+    """collect_static_shifts against a reference taken with torch.quantile(0.5) (the averaged median, as
+    NumPy's) on the input a forward hook records: every pruned linear of the policy, none of the others."""
+    from amber_sim.pruning.calibrate import collect_static_shifts
+
+    config = AmberConfig(pattern="8:16", criterion="amber", policy="amber-paper", skip_layers=(),
+                         mitigation="static-median-shift", static_shifts=(("x", 0.0),))
+    shifts = dict(collect_static_shifts(tiny_llama, ids, config))
+    assert set(shifts) == {name for name, _ in tiny_llama.named_modules()
+                           if name.endswith(("q_proj", "gate_proj", "down_proj"))}
+    name = "model.layers.2.mlp.down_proj"
+    seen = {}
+    hook = dict(tiny_llama.named_modules())[name].register_forward_pre_hook(
+        lambda _m, args: seen.__setitem__("x", args[0].detach().double()))
+    with torch.no_grad():
+        tiny_llama(input_ids=ids)
+    hook.remove()
+    rows = seen["x"].reshape(-1, seen["x"].shape[-1])
+    assert shifts[name] == pytest.approx(float(torch.quantile(rows, 0.5, dim=1).mean()), rel=1e-6)
+
+
 def test_decode_stays_dense_and_remove_restores(tiny_llama, ids):
     with torch.no_grad():
         dense = tiny_llama(input_ids=ids).logits

@@ -37,6 +37,7 @@ RESIDUAL_OPS_PER_ELEMENT = 1.0
 MEDIAN_SHIFT_OPS_PER_ELEMENT = 4.0         # per-row median by selection (~3 compares), subtract η
 VARIANCE_CORRECTION_OPS_PER_ELEMENT = 5.0  # sum and sum of squares of the dense and of the kept row, rescale
 MEDIAN_CORRECTION_OPS_PER_OUTPUT = 2.0     # y += η · rowsum(W): one multiply-add per output element
+STATIC_SHIFT_OPS_PER_ELEMENT = 1.0         # subtract the calibrated η (its η · rowsum(W) is a constant bias)
 
 # A run's precision → (what its linears multiply, bytes per operand element): W8A8 runs int8 linears.
 LINEAR_FORMATS = {"fp16": ("fp16", 2.0), "w8a8": ("int8", 1.0)}
@@ -94,16 +95,25 @@ def mitigation_op(linear: Op, mitigation: str, act_bytes: float) -> Op | None:
 
     Reads the activation once (M·K elements); median shift also adds η·rowsum(W) to the output, reading
     and writing it (M·N elements) and reading rowsum(W) (N values). Writes of the shifted/rescaled
-    activation are fused into the sparsifier's pass and not counted again.
+    activation are fused into the sparsifier's pass and not counted again. A static median shift alone
+    is one subtraction per element inside the producer's pass (on chip: no traffic, no kernel of its own):
+    its η is a calibrated constant and η·rowsum(W) a constant vector folded into the linear's bias.
     """
     if mitigation == "none" or not linear.is_sparse:
         return None
+    if mitigation == "static-median-shift":
+        elements = linear.M * linear.K
+        return _vector(f"{linear.name}.mitigation", linear.layer, "mitigation", elements,
+                       STATIC_SHIFT_OPS_PER_ELEMENT, 0, 0, producer=linear.producer, input_from="on_chip",
+                       output_to="on_chip", sparse_overhead=True)
     activation_elements = linear.M * linear.K
     output_elements = linear.M * linear.N
     operations = 0.0
     bytes_in = activation_elements * act_bytes
     bytes_out = 0.0
-    if "median-shift" in mitigation:
+    if mitigation.startswith("static-median-shift"):
+        operations += activation_elements * STATIC_SHIFT_OPS_PER_ELEMENT
+    elif "median-shift" in mitigation:
         operations += activation_elements * MEDIAN_SHIFT_OPS_PER_ELEMENT
         operations += output_elements * MEDIAN_CORRECTION_OPS_PER_OUTPUT
         bytes_in += (output_elements + linear.N) * act_bytes

@@ -13,6 +13,7 @@ attention ops model full causal attention only.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from amber_sim.capture.capture import (CaptureSpec, Progress, RunSpec, build_run,
@@ -158,8 +159,11 @@ def capture_pretrained(spec: CaptureSpec, runs: list[RunSpec], progress: Progres
         if progress is not None:
             progress(done[0], total_steps, label[0])
 
+    from amber_sim.pruning.names import STATIC_SHIFT_MITIGATIONS
+
     calibration = None
-    if spec.policy == "calibrated" or "w8a8" in spec.precisions:
+    static_shift = spec.mitigation in STATIC_SHIFT_MITIGATIONS
+    if spec.policy == "calibrated" or "w8a8" in spec.precisions or static_shift:
         calibration = _window("calibration", loaded.tokenizer,
                               min(spec.calibration_tokens, loaded.config["max_position"]), "--calibration-tokens")
     absmax = None
@@ -183,6 +187,10 @@ def capture_pretrained(spec: CaptureSpec, runs: list[RunSpec], progress: Progres
                 skip = skip_lists[run.pattern]
             amber = AmberConfig(pattern=run.pattern, criterion=spec.criterion, policy=spec.policy,
                                 mitigation=spec.mitigation, model_name=loaded.name, precision=run.precision, **skip)
+            if static_shift and not run.is_dense:  # one η per pruned linear, on the calibration tokens
+                from amber_sim.pruning.calibrate import collect_static_shifts
+
+                amber = dataclasses.replace(amber, static_shifts=collect_static_shifts(model, calibration, amber))
         logits, stats, observed, vector_elements = prefill_run(model, ids, amber, linears, layers, tick, absmax,
                                                                qk_norms)
         if run.is_dense:

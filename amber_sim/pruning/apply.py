@@ -34,11 +34,9 @@ from amber_sim.pruning import kernels
 from amber_sim.pruning.criteria import CRITERIA, clact_factors, column_factor
 from amber_sim.pruning.layer_roles import (LINEAR_ROLES, PUBLISHED_SKIP_LAYERS, SKIPPABLE_ROLES,
                                           paper_rule_sparsifies)
+from amber_sim.pruning.names import MITIGATIONS, POLICIES, PRECISIONS, STATIC_SHIFT_MITIGATIONS
 
-POLICIES = ("all", "amber-paper", "calibrated")
 UNSTRUCTURED_DENSITY = 0.5  # both unstructured bounds keep half of the entries, as 2:4 and 8:16 do
-MITIGATIONS = ("none", "median-shift", "variance-correction", "median-shift+variance-correction")
-PRECISIONS = ("fp16", "w8a8")
 
 
 @dataclass(frozen=True)
@@ -60,6 +58,9 @@ class AmberConfig:
     precision: str = "fp16"
     #: α of the inverted SmoothQuant scales s_j = max|X_:,j|^α / max|W_:,j|^(1−α) (w8a8 only)
     smooth_alpha: float = 0.1
+    #: (linear name, η) of every pruned linear under a static median shift: one scalar per linear measured
+    #: once on calibration data (amber_sim.pruning.calibrate.collect_static_shifts), no per-token median
+    static_shifts: tuple[tuple[str, float], ...] = ()
 
     def validated(self) -> "AmberConfig":
         if self.precision not in PRECISIONS:
@@ -265,6 +266,9 @@ def _mask_rows(rows, config: AmberConfig, factor, name: str):
     if config.mitigation.startswith("median-shift"):
         shift = torch.from_numpy(np.median(work.numpy(), axis=1, keepdims=True).astype(np.float32))
         work = work - shift
+    elif config.mitigation in STATIC_SHIFT_MITIGATIONS:
+        shift = torch.full((1, 1), static_shift(config, name), dtype=torch.float32)
+        work = work - shift
     if config.criterion == "clact":  # the CLACT factor is measured on the unshifted activation
         factor = clact_factors(factor_rows.numpy(), name)
     sparse, stats = _kernel_mask(work, dataclasses.replace(config, criterion="magnitude")
@@ -275,6 +279,15 @@ def _mask_rows(rows, config: AmberConfig, factor, name: str):
         pruned_std = out.std(axis=1, keepdims=True)
         out *= np.where(pruned_std > 0, dense_std / np.maximum(pruned_std, 1e-30), 1.0).astype(np.float32)
     return sparse, shift, stats
+
+
+def static_shift(config: AmberConfig, name: str) -> float:
+    """The calibrated η of linear ``name`` (InputError when calibration did not measure it)."""
+    for linear, eta in config.static_shifts:
+        if linear == name:
+            return float(eta)
+    raise InputError(f"layer {name}", "static_shifts", "no calibrated η for this linear; measure them with "
+                     "calibrate.collect_static_shifts() under the same policy")
 
 
 def _count_stats(rows) -> kernels.PruneStats:

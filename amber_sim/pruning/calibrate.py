@@ -32,8 +32,7 @@ from amber_sim.pruning.apply import (AmberConfig, apply_amber, find_decoder_line
                                      selected, sparsified_linear_flop_share)
 from amber_sim.pruning.criteria import column_factor
 from amber_sim.pruning.layer_roles import SKIPPABLE_ROLES
-
-CALIBRATION_METRICS = ("output-error", "loss")
+from amber_sim.pruning.names import CALIBRATION_METRICS
 
 Progress = Callable[[int, int, str], None]
 
@@ -157,6 +156,33 @@ def calibrate_skip_layers(model, input_ids, config: AmberConfig, target_error: f
             break
         skip.append(layer)
     return tuple(sorted(skip)), errors
+
+
+def collect_static_shifts(model, input_ids, config: AmberConfig) -> tuple[tuple[str, float], ...]:
+    """η of every linear ``config`` prunes, measured once on calibration tokens for a static median shift:
+    the mean over tokens of the per-token median of the linear's dense input (arXiv 2509.22166's code takes
+    the mean of the per-batch means of per-token medians). One dense forward; (name, η) in module order."""
+    import torch
+
+    wanted = {name: module for name, layer, role, module in find_decoder_linears(model) if selected(role, layer, config)}
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+
+    def record(name):
+        def hook(_module, args):
+            rows = args[0].detach().to("cpu", torch.float32).reshape(-1, args[0].shape[-1]).numpy()
+            sums[name] = sums.get(name, 0.0) + float(np.median(rows, axis=1).astype(np.float64).sum())
+            counts[name] = counts.get(name, 0) + rows.shape[0]
+        return hook
+
+    hooks = [module.register_forward_pre_hook(record(name)) for name, module in wanted.items()]
+    try:
+        with torch.no_grad():
+            model(input_ids=torch.as_tensor(input_ids))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return tuple((name, sums[name] / counts[name]) for name in wanted if counts.get(name))
 
 
 def mean_token_loss(model, input_ids) -> float:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from amber_sim.errors import InputError
+from amber_sim.pruning.names import CRITERIA
 
 __all__ = [
     "CRITERIA",
@@ -37,8 +38,6 @@ __all__ = [
     "weight_variance_factors",
     "normalise_by_min",
 ]
-
-CRITERIA = ("magnitude", "amber", "amber-robust", "clact", "var-weight")
 
 #: Quantiles outside of which weights are left out of the Robust-Norm mean/std.
 ROBUST_QUANTILES = (0.005, 0.995)

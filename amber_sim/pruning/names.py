@@ -1,0 +1,13 @@
+"""The pruner's vocabulary, declared once and importable without torch, NumPy or Numba (the CLI builds its
+help from it): criteria, mitigations, layer policies, precisions, calibration metrics (docs/pruning.md)."""
+
+from __future__ import annotations
+
+CRITERIA = ("magnitude", "amber", "amber-robust", "clact", "var-weight")
+MITIGATIONS = ("none", "median-shift", "variance-correction", "median-shift+variance-correction",
+               "static-median-shift", "static-median-shift+variance-correction")
+# Mitigations whose η is one scalar per linear, measured once on calibration data.
+STATIC_SHIFT_MITIGATIONS = ("static-median-shift", "static-median-shift+variance-correction")
+POLICIES = ("all", "amber-paper", "calibrated")
+PRECISIONS = ("fp16", "w8a8")
+CALIBRATION_METRICS = ("output-error", "loss")

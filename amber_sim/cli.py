@@ -533,7 +533,8 @@ def add_eval(subparsers) -> None:
     from amber_sim.pruning.names import CRITERIA, MITIGATIONS, POLICIES
 
     parser = subparsers.add_parser("eval", help="perplexity and top-1 agreement of Amber-pruned models on BBC text")
-    parser.add_argument("--model", default="smollm2-135m", help="smollm2-135m, a .gguf file or a local HF directory")
+    parser.add_argument("--model", default="smollm2-135m", help="smollm2-135m, a .gguf file or a local HF directory "
+                        "(llama, mistral, qwen2 or qwen3)")
     parser.add_argument("--tokenizer", default=None, metavar="DIR",
                         help="a directory with the model's tokenizer files (tokenizer.json, tokenizer.model or "
                              "vocab.json + merges.txt), for a checkpoint directory that has none")
@@ -603,7 +604,8 @@ def add_capture(subparsers) -> None:
 
     parser = subparsers.add_parser("capture", help="capture a trace from a real Amber-pruned prefill")
     parser.add_argument("--model", default="smollm2-135m",
-                        help="smollm2-135m, a .gguf file or a local HF directory; with --init random a bundled "
+                        help="smollm2-135m, a .gguf file or a local HF directory (llama, mistral, qwen2 or "
+                             "qwen3); with --init random a bundled "
                              "architecture (llama-3.1-8b, llama-2-7b, qwen2-7b, smollm2-135m)")
     parser.add_argument("--tokenizer", default=None, metavar="DIR",
                         help="pretrained: a directory with the model's tokenizer files (tokenizer.json, "

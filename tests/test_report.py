@@ -227,7 +227,7 @@ def test_every_op_role_has_its_own_fixed_colour(tiny_result):
                                         role_color)
 
     documented = {"q", "k", "v", "o", "gate", "up", "down", "lm_head", "attn_score", "attn_value", "embedding",
-                  "rmsnorm", "rope", "attn_softmax", "silu_mul", "residual", "mitigation"}  # docs/trace-format.md
+                  "rmsnorm", "qk_norm", "rope", "attn_softmax", "silu_mul", "residual", "mitigation"}  # trace-format.md
     assert set(ROLE_COLORS) == documented
     palette = list(ROLE_COLORS.values()) + list(SPARE_ROLE_COLORS)
     assert len(set(palette)) == len(palette)  # no two roles share a colour, nor a role and a spare colour

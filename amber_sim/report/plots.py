@@ -38,11 +38,11 @@ if TYPE_CHECKING:
 
 DPI = 100
 
-# One colour per op role, the same in every report whatever roles a run has (tab20, with the roles listed in
-# docs/trace-format.md); a role not listed gets one of the spare colours, chosen from its name.
+# One colour per op role, the same in every report whatever roles a run has (tab20, and tab20b's #6b6ecf for
+# Qwen3's qk_norm, with the roles listed in docs/trace-format.md); a role not listed gets one of the spare colours, chosen from its name.
 ROLE_COLORS = {
     "embedding": "#c7c7c7", "rmsnorm": "#7f7f7f", "q": "#1f77b4", "k": "#aec7e8", "v": "#17becf",
-    "rope": "#dbdb8d", "attn_score": "#9467bd", "attn_softmax": "#c5b0d5", "attn_value": "#8c564b",
+    "qk_norm": "#6b6ecf", "rope": "#dbdb8d", "attn_score": "#9467bd", "attn_softmax": "#c5b0d5", "attn_value": "#8c564b",
     "o": "#9edae5", "residual": "#c49c94", "gate": "#2ca02c", "up": "#98df8a", "silu_mul": "#bcbd22",
     "down": "#d62728", "mitigation": "#e377c2", "lm_head": "#ff7f0e",
 }

@@ -424,7 +424,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     windows = token_windows(load_split("evaluation", loaded.tokenizer), args.seq_len, args.windows)
     calibration = captured = None
     static_shift = any(mitigation in STATIC_SHIFT_MITIGATIONS for mitigation in mitigations)
-    if "calibrated" in policies or static_shift:
+    if "calibrated" in policies or static_shift or "scaling" in mitigations:
         import torch
 
         calibration = torch.as_tensor(token_windows(load_split("calibration", loaded.tokenizer),
@@ -445,7 +445,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         task = progress.add_task("dense reference", total=len(combos) + 1)
         dense, dense_argmax = dense_reference(loaded.model, windows)
         absmax = None
-        if "w8a8" in precisions:  # inverse-smoothing statistics: one dense forward on the calibration split
+        if "w8a8" in precisions or "scaling" in mitigations:  # smoothing / scaling statistics: one dense forward
             absmax = collect_activation_absmax(loaded.model, token_windows(
                 load_split("calibration", loaded.tokenizer), args.calibration_tokens, 1))
         if "output-error" in metrics and calibration is not None:

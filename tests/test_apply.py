@@ -143,6 +143,61 @@ def test_static_shifts_are_the_mean_of_per_token_medians_of_the_dense_inputs(tin
     assert shifts[name] == pytest.approx(float(torch.quantile(rows, 0.5, dim=1).mean()), rel=1e-6)
 
 
+def test_golden_scaling_moves_the_mask_and_keeps_the_values():
+    """Weight column maxima 1 and calibration maxima [1, 16, 9, 4]: s = √(max|X| / max|W|) = [1, 4, 3, 2].
+    x = [1, 2, 3, 4] scores |x|/s = [1, 0.5, 1, 2] under magnitude; 2:4 keeps 4 and the tie at 1 goes to the
+    lower index: [1, 0, 0, 4] (unscaled magnitude keeps [0, 0, 3, 4]). Under amber s cancels: the scaled
+    factor ‖W_:,j s_j‖ / s_j is ‖W_:,j‖, the same mask as amber's."""
+    from amber_sim.pruning.apply import make_linear_pruner
+
+    weight = torch.tensor([[1.0, -1.0, 0.5, 1.0], [0.5, 0.25, 1.0, -0.5]])
+    absmax = np.array([1.0, 16.0, 9.0, 4.0], np.float32)
+    x = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    scaled = make_linear_pruner(weight, AmberConfig(pattern="2:4", criterion="magnitude", policy="all",
+                                                    mitigation="scaling"), "l", absmax)
+    assert scaled(x)[0].tolist() == [[1.0, 0.0, 0.0, 4.0]]
+    plain = make_linear_pruner(weight, AmberConfig(pattern="2:4", criterion="magnitude", policy="all"), "l")
+    assert plain(x)[0].tolist() == [[0.0, 0.0, 3.0, 4.0]]
+    rows = torch.randn(32, 4)
+    amber_scaled = make_linear_pruner(weight, AmberConfig(pattern="2:4", criterion="amber", policy="all",
+                                                          mitigation="scaling"), "l", absmax)
+    amber = make_linear_pruner(weight, AmberConfig(pattern="2:4", criterion="amber", policy="all"), "l")
+    assert torch.equal(amber_scaled(rows)[0] != 0, amber(rows)[0] != 0)
+    with pytest.raises(InputError, match="activation_absmax"):
+        make_linear_pruner(weight, AmberConfig(pattern="2:4", mitigation="scaling", policy="all"), "l")
+    with pytest.raises(InputError, match="alternatives"):
+        make_linear_pruner(weight, AmberConfig(pattern="2:4", mitigation="scaling", policy="all", precision="w8a8"),
+                           "l", absmax)
+
+
+def test_scaling_matches_the_papers_pure_torch_form(tiny_llama, ids):
+    """The public code's scaling: out = pruner(x / s) @ (W·s)ᵀ with s = √(max|X| / max|W|); on the tiny LLaMA's
+    down_proj input (magnitude, 8:16) the kept positions are the same as ours and the output equals x·Wᵀ on them
+    within float32 rounding (x/s·s is not bitwise x)."""
+    from amber_sim.pruning.apply import collect_activation_absmax, make_linear_pruner
+
+    name = "model.layers.1.mlp.down_proj"
+    module = dict(tiny_llama.named_modules())[name]
+    absmax = collect_activation_absmax(tiny_llama, ids)
+    seen = {}
+    hook = module.register_forward_pre_hook(lambda _m, args: seen.__setitem__("x", args[0].detach()))
+    with torch.no_grad():
+        tiny_llama(input_ids=ids)
+    hook.remove()
+    x = seen["x"].reshape(-1, module.in_features).float()
+    weight = module.weight.detach().float()
+    s = torch.sqrt(torch.from_numpy(absmax[name]).float() / weight.abs().amax(dim=0))
+    scaled = x / s
+    groups = scaled.abs().reshape(scaled.shape[0], -1, 16)
+    keep = (groups >= groups.sort(dim=2).values[:, :, 8:9]).reshape(x.shape)
+    reference = (scaled * keep) @ (weight * s).t()
+    pruner = make_linear_pruner(module.weight, AmberConfig(pattern="8:16", criterion="magnitude", policy="all",
+                                                           mitigation="scaling"), name, absmax)
+    ours, _ = pruner(x)
+    assert torch.equal(ours != 0, keep)
+    assert torch.allclose(ours @ weight.t(), reference, rtol=1e-5, atol=1e-5)
+
+
 def test_decode_stays_dense_and_remove_restores(tiny_llama, ids):
     with torch.no_grad():
         dense = tiny_llama(input_ids=ids).logits

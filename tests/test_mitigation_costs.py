@@ -30,7 +30,7 @@ def test_golden_mitigation_ops():
     assert (static.input_from, static.output_to, static.sparse_overhead) == ("on_chip", "on_chip", True)
     both = mitigation_op(LINEAR, "static-median-shift+variance-correction", 2.0)
     assert both.ops_per_element == pytest.approx(1.0 + 5.0) and both.bytes_in == elements * 2
-    assert mitigation_op(LINEAR, "none", 2.0) is None
+    assert mitigation_op(LINEAR, "none", 2.0) is None and mitigation_op(LINEAR, "scaling", 2.0) is None
 
 
 @pytest.mark.parametrize("config", ["ascend_like.yaml", "a100_like.yaml"])

@@ -99,7 +99,7 @@ def mitigation_op(linear: Op, mitigation: str, act_bytes: float) -> Op | None:
     is one subtraction per element inside the producer's pass (on chip: no traffic, no kernel of its own):
     its η is a calibrated constant and η·rowsum(W) a constant vector folded into the linear's bias.
     """
-    if mitigation == "none" or not linear.is_sparse:
+    if mitigation in ("none", "scaling") or not linear.is_sparse:  # scaling: 1/s folds into the producer's weights
         return None
     if mitigation == "static-median-shift":
         elements = linear.M * linear.K

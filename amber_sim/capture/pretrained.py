@@ -163,11 +163,12 @@ def capture_pretrained(spec: CaptureSpec, runs: list[RunSpec], progress: Progres
 
     calibration = None
     static_shift = spec.mitigation in STATIC_SHIFT_MITIGATIONS
-    if spec.policy == "calibrated" or "w8a8" in spec.precisions or static_shift:
+    scaling = spec.mitigation == "scaling"
+    if spec.policy == "calibrated" or "w8a8" in spec.precisions or static_shift or scaling:
         calibration = _window("calibration", loaded.tokenizer,
                               min(spec.calibration_tokens, loaded.config["max_position"]), "--calibration-tokens")
     absmax = None
-    if "w8a8" in spec.precisions:
+    if "w8a8" in spec.precisions or scaling:
         from amber_sim.pruning.apply import collect_activation_absmax
 
         absmax = collect_activation_absmax(model, calibration)
@@ -216,7 +217,8 @@ def capture_pretrained(spec: CaptureSpec, runs: list[RunSpec], progress: Progres
              "LM head on the last token only."
              + (f" Calibrated policy (target share {spec.target_share}, {spec.calibration_tokens} calibration tokens, "
                 f"metric {spec.calibration_metric}): {skipped}." if skipped else "")
-             + (f" W8A8 smoothing statistics from {spec.calibration_tokens} calibration tokens." if absmax else "")
+             + (f" Smoothing or scaling statistics (max|X| per channel) from {spec.calibration_tokens} calibration "
+                "tokens." if absmax else "")
              + (" Per-head query/key RMSNorms (q_norm, k_norm) recorded as qk_norm vector ops." if qk_norms else "")
              + (f" Sliding attention window {loaded.sliding_window} tokens >= the {spec.seq_len}-token prompt: "
                 "plain causal attention." if loaded.sliding_window is not None else "")

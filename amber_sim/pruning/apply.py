@@ -209,8 +209,9 @@ def _kernel_mask(rows, config: AmberConfig, factor, name: str):
     source, kernel_dtype = _numpy_bits(rows)
     out = torch.empty_like(rows)
     target, _ = _numpy_bits(out)
-    if config.criterion == "clact":
-        factor = clact_factors(source, name, dtype=kernel_dtype)
+    if config.criterion == "clact":  # this forward's factor, times a static one (scaling) when there is one
+        dynamic = clact_factors(source, name, dtype=kernel_dtype)
+        factor = dynamic if factor is None else dynamic * factor
     if pattern.kind == "unstructured" and pattern.scope == "tensor":
         return global_top_k(rows, UNSTRUCTURED_DENSITY, factor)
     if pattern.kind == "unstructured":
@@ -257,7 +258,7 @@ def _mask_rows(rows, config: AmberConfig, factor, name: str):
     """
     import torch
 
-    if config.mitigation == "none":
+    if config.mitigation in ("none", "scaling"):  # scaling lives in the factor (make_linear_pruner)
         sparse, stats = _kernel_mask(rows, config, factor, name)
         return sparse, None, stats
     work = rows.to(torch.float32)  # no copy for float32 input (not modified below)
@@ -270,7 +271,8 @@ def _mask_rows(rows, config: AmberConfig, factor, name: str):
         shift = torch.full((1, 1), static_shift(config, name), dtype=torch.float32)
         work = work - shift
     if config.criterion == "clact":  # the CLACT factor is measured on the unshifted activation
-        factor = clact_factors(factor_rows.numpy(), name)
+        dynamic = clact_factors(factor_rows.numpy(), name)
+        factor = dynamic if factor is None else dynamic * factor
     sparse, stats = _kernel_mask(work, dataclasses.replace(config, criterion="magnitude")
                                  if config.criterion == "clact" else config, factor, name)
     if config.mitigation.endswith("variance-correction"):  # NumPy float32 std, as before (same numbers)
@@ -370,8 +372,8 @@ class LinearPruner:
 
 def _absmax_for(activation_absmax, name: str, channels: int) -> np.ndarray:
     if activation_absmax is None:
-        raise InputError(f"layer {name}", "activation_absmax", "w8a8 pruning needs the per-input-channel "
-                         "max|X| from calibration text (collect_activation_absmax)")
+        raise InputError(f"layer {name}", "activation_absmax", "w8a8 pruning and the scaling mitigation need the "
+                         "per-input-channel max|X| from calibration text (collect_activation_absmax)")
     if isinstance(activation_absmax, dict):
         if name not in activation_absmax:
             raise InputError(f"layer {name}", "activation_absmax", f"no entry for {name!r} "
@@ -412,7 +414,9 @@ def make_linear_pruner(weight, config: AmberConfig, name: str, activation_absmax
         smoothing = torch.from_numpy(scales)
         w32 = w32 / smoothing
     factor = None
-    if masks:  # from the weight the GEMM multiplies: W/s under w8a8 (before its int8 rounding)
+    if masks and config.mitigation == "scaling":
+        factor = scaling_factor(w32, config, name, activation_absmax)
+    elif masks:  # from the weight the GEMM multiplies: W/s under w8a8 (before its int8 rounding)
         factor = column_factor(config.criterion, w32.numpy(), f"layer {name}")
     if config.precision == "w8a8":
         from amber_sim.pruning.quant import fake_quantize_weight
@@ -422,6 +426,31 @@ def make_linear_pruner(weight, config: AmberConfig, name: str, activation_absmax
         effective = effective.detach()
     return LinearPruner(name=name, config=config, masks=masks, factor=factor, smoothing=smoothing,
                         effective_weight=effective, bias=bias)
+
+
+def scaling_factor(w32, config: AmberConfig, name: str, activation_absmax) -> np.ndarray:
+    """The column factor under the ``scaling`` transformation (arXiv 2509.22166): prune x/s with
+    s_j = √(max|X_:,j| / max|W_:,j|) (calibration maxima) and multiply W·s. Its score |x_j/s_j| · f(W·s)_j is
+    |x_j| times f(W·s)_j / s_j, so the scaling is a factor and the kept values stay x's own (the GEMM's
+    (x/s)·(W·s)ᵀ equals x·Wᵀ; folding 1/s into the producer's weights costs nothing at inference).
+    magnitude: 1/s; amber: ‖W_:,j‖ (unchanged: s cancels); clact: the per-forward ‖(X/s)_:,j‖ / s_j, so
+    1/s² here times ‖X_:,j‖ per forward. Unlike Outstanding-sparse's inverted smoothing (x·s with
+    s = max|X|^0.1 / max|W|^0.9, which changes the values the GEMM multiplies and is then quantised), this
+    divides by √(max|X| / max|W|), SmoothQuant's direction at α = 0.5, and changes only the mask."""
+    import torch
+
+    from amber_sim.pruning.quant import smoothing_scales, weight_column_absmax
+
+    if config.precision == "w8a8":
+        raise InputError(f"layer {name}", "mitigation", "scaling and w8a8's inverted smoothing are alternatives; "
+                         "use one")
+    absmax = _absmax_for(activation_absmax, name, w32.shape[1])
+    scales = smoothing_scales(absmax, weight_column_absmax(w32), 0.5, f"layer {name}").astype(np.float64)
+    if config.criterion == "clact":
+        return (1.0 / scales ** 2).astype(np.float32)
+    base = column_factor(config.criterion, (w32 * torch.from_numpy(scales.astype(np.float32))).numpy(),
+                         f"layer {name}")
+    return ((1.0 if base is None else base.astype(np.float64)) / scales).astype(np.float32)
 
 
 def collect_activation_absmax(model, input_ids) -> dict[str, np.ndarray]:
@@ -470,9 +499,12 @@ def apply_amber(model, config: AmberConfig, activation_absmax=None) -> AmberHand
     handle = AmberHandle(config=config)
     w8a8 = config.precision == "w8a8"
     linears = find_decoder_linears(model)
-    if w8a8 and activation_absmax is None and any(selected(role, layer, config) for _n, layer, role, _m in linears):
-        raise InputError("apply_amber", "activation_absmax", "precision 'w8a8' with pruning needs the "
-                         "per-input-channel max|X| from calibration text: collect_activation_absmax(model, ids)")
+    needs_absmax = w8a8 or config.mitigation == "scaling"
+    if needs_absmax and activation_absmax is None and any(selected(role, layer, config)
+                                                          for _n, layer, role, _m in linears):
+        raise InputError("apply_amber", "activation_absmax", f"{'precision w8a8' if w8a8 else 'the scaling mitigation'} "
+                         "with pruning needs the per-input-channel max|X| from calibration text: "
+                         "collect_activation_absmax(model, ids)")
     try:
         for name, layer, role, module in linears:
             masks = selected(role, layer, config)

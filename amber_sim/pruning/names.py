@@ -5,7 +5,7 @@ from __future__ import annotations
 
 CRITERIA = ("magnitude", "amber", "amber-robust", "clact", "var-weight")
 MITIGATIONS = ("none", "median-shift", "variance-correction", "median-shift+variance-correction",
-               "static-median-shift", "static-median-shift+variance-correction")
+               "static-median-shift", "static-median-shift+variance-correction", "scaling")
 # Mitigations whose η is one scalar per linear, measured once on calibration data.
 STATIC_SHIFT_MITIGATIONS = ("static-median-shift", "static-median-shift+variance-correction")
 POLICIES = ("all", "amber-paper", "calibrated")

@@ -376,7 +376,6 @@ def add_validate(subparsers) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import dataclasses
     import itertools
 
     from rich.progress import Progress
@@ -385,10 +384,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from amber_sim.atomic import check_output_dir
     from amber_sim.models.corpus import load_split, token_windows
     from amber_sim.models.loading import load_model
-    from amber_sim.pruning.apply import PRECISIONS, STATIC_SHIFT_MITIGATIONS, AmberConfig, collect_activation_absmax
-    from amber_sim.pruning.calibrate import (CALIBRATION_METRICS, calibrate_skip_layers, calibrate_skip_linears,
-                                             capture_linear_inputs, collect_static_shifts)
+    from amber_sim.pruning.apply import PRECISIONS, AmberConfig
     from amber_sim.pruning.evaluate import dense_reference, evaluate
+    from amber_sim.pruning.names import CALIBRATION_METRICS
+    from amber_sim.pruning.policy import Calibrator, needs_calibration
 
     patterns = _split_list(args.patterns)
     criteria = _split_list(args.criteria)
@@ -422,13 +421,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     console = _console()
     loaded = load_model(args.model, tokenizer=args.tokenizer)
     windows = token_windows(load_split("evaluation", loaded.tokenizer), args.seq_len, args.windows)
-    calibration = captured = None
-    static_shift = any(mitigation in STATIC_SHIFT_MITIGATIONS for mitigation in mitigations)
-    if "calibrated" in policies or static_shift or "scaling" in mitigations:
-        import torch
-
-        calibration = torch.as_tensor(token_windows(load_split("calibration", loaded.tokenizer),
-                                                    args.calibration_tokens, 1))
     # precision × the other axes; a dense pattern is one row per precision (w8a8 only: no mask, no policy)
     combos = []
     for precision, pattern, criterion, mitigation, variant in itertools.product(precisions, patterns, criteria,
@@ -440,46 +432,36 @@ def cmd_eval(args: argparse.Namespace) -> int:
         else:
             combo = (pattern, criterion, mitigation, variant, precision)
         combos.append(combo)
+    configs = [AmberConfig(pattern="dense", precision=precision, model_name=loaded.name) if pattern == "dense" else
+               AmberConfig(pattern=pattern, criterion=criterion, policy=policy, mitigation=mitigation,
+                           model_name=loaded.name, precision=precision)
+               for pattern, criterion, mitigation, (policy, _metric), precision in combos]
+    calibrator = None
+    if any(needs_calibration(config) for config in configs):  # one calibration window, its statistics kept
+        import torch
+
+        calibrator = Calibrator(loaded.model, torch.as_tensor(token_windows(
+            load_split("calibration", loaded.tokenizer), args.calibration_tokens, 1)))
     rows = []
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("dense reference", total=len(combos) + 1)
         dense, dense_argmax = dense_reference(loaded.model, windows)
-        absmax = None
-        if "w8a8" in precisions or "scaling" in mitigations:  # smoothing / scaling statistics: one dense forward
-            absmax = collect_activation_absmax(loaded.model, token_windows(
-                load_split("calibration", loaded.tokenizer), args.calibration_tokens, 1))
-        if "output-error" in metrics and calibration is not None:
-            captured = capture_linear_inputs(loaded.model, calibration)  # dense inputs, shared by every combination
         progress.advance(task)
         meta = {"model": loaded.name, "seq_len": args.seq_len, "windows": args.windows, "split": "evaluation",
-                "calibration_tokens": (args.calibration_tokens if calibration is not None or absmax is not None
-                                       else None),
+                "calibration_tokens": args.calibration_tokens if calibrator is not None else None,
                 "target_share": args.target_share, "dense_perplexity": dense.perplexity}
-        for pattern, criterion, mitigation, (policy, metric), precision in combos:
+        for (pattern, criterion, mitigation, (policy, metric), precision), config in zip(combos, configs):
             label = f"{pattern} {criterion} {mitigation} {policy} {precision}" + (f" ({metric})" if metric else "")
             progress.update(task, description=label)
-            skip, skip_linears = None, ()
-            if policy == "calibrated":
-                base = AmberConfig(pattern=pattern, criterion=criterion, mitigation=mitigation, model_name=loaded.name)
-                if metric == "output-error":
-                    skip, _ = calibrate_skip_layers(loaded.model, calibration, base, target_flop_share=args.target_share,
-                                                    captured=captured)
-                else:
-                    def step(done: int, total: int, what: str, _label=label) -> None:
-                        progress.update(task, description=f"{_label}: {what} ({done}/{total})")
 
-                    skip = ()
-                    skip_linears, _ = calibrate_skip_linears(loaded.model, calibration, base, args.target_share, step)
-            if pattern == "dense":
-                config = AmberConfig(pattern="dense", precision=precision, model_name=loaded.name)
-            else:
-                config = AmberConfig(pattern=pattern, criterion=criterion, policy=policy, mitigation=mitigation,
-                                     skip_layers=skip, skip_linears=skip_linears, model_name=loaded.name,
-                                     precision=precision)
-                if mitigation in STATIC_SHIFT_MITIGATIONS:  # η per pruned linear, once, on calibration tokens
-                    config = dataclasses.replace(config, static_shifts=collect_static_shifts(loaded.model, calibration,
-                                                                                            config))
-            accuracy = evaluate(loaded.model, windows, config, dense_argmax, activation_absmax=absmax)
+            def step(done: int, total: int, what: str, _label=label) -> None:
+                progress.update(task, description=f"{_label}: {what} ({done}/{total})")
+
+            stats = None
+            if calibrator is not None and (pattern != "dense" and needs_calibration(config)):
+                config, stats = calibrator.resolve(config, metric or "output-error", args.target_share, step)
+            skip, skip_linears = config.skip_layers, config.skip_linears
+            accuracy = evaluate(loaded.model, windows, config, dense_argmax, calibration=stats)
             rows.append({"pattern": pattern, "precision": precision, "criterion": criterion, "mitigation": mitigation, "policy": policy,
                          "calibration_metric": metric,
                          "skip_layers": " ".join(map(str, skip)) if skip is not None else "",

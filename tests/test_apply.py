@@ -10,8 +10,8 @@ torch = torch_stack.importorskip("torch")
 transformers = torch_stack.importorskip("transformers")
 
 from amber_sim.errors import InputError  # noqa: E402
-from amber_sim.pruning.apply import (AmberConfig, apply_amber, calibrate_skip_layers,  # noqa: E402
-                                     sparsified_linear_flop_share)
+from amber_sim.pruning.apply import AmberConfig, apply_amber, sparsified_linear_flop_share  # noqa: E402
+from amber_sim.pruning.calibrate import calibrate_skip_layers  # noqa: E402
 
 
 def _pruned_forward(model, name, config, ids):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch_stack  # skips without torch; under CI=true that fails (tests/torch_stack.py)
 
@@ -10,10 +12,9 @@ transformers = torch_stack.importorskip("transformers")
 
 from amber_sim.errors import InputError  # noqa: E402
 from amber_sim.pruning import calibrate  # noqa: E402
-from amber_sim.pruning.apply import (AmberConfig, apply_amber, calibrate_skip_layers,  # noqa: E402
-                                     layer_output_errors, sparsified_linear_flop_share)
-from amber_sim.pruning.calibrate import (calibrate_skip_linears, flop_budget, knapsack_select,  # noqa: E402
-                                         loss_benefits, skip_candidates)
+from amber_sim.pruning.apply import AmberConfig, apply_amber, sparsified_linear_flop_share  # noqa: E402
+from amber_sim.pruning.calibrate import (calibrate_skip_layers, calibrate_skip_linears, flop_budget,  # noqa: E402
+                                         knapsack_select, layer_output_errors, loss_benefits, skip_candidates)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,7 @@ def test_loss_benefits_are_measured_by_leaving_one_linear_dense(tiny_llama, ids)
         assert calibrate.mean_token_loss(tiny_llama, ids) == pytest.approx(pruned_loss, abs=1e-6)
 
 
-def test_output_error_reuses_captured_inputs_and_old_names_still_import(tiny_llama, ids):
+def test_output_error_reuses_captured_inputs(tiny_llama, ids):
     config = AmberConfig(pattern="2:4", criterion="amber", policy="amber-paper", skip_layers=())
     captured = calibrate.capture_linear_inputs(tiny_llama, ids)
     assert layer_output_errors(tiny_llama, ids, config) == layer_output_errors(tiny_llama, ids, config, captured)
@@ -116,3 +117,66 @@ def test_real_model_loss_calibration_beats_no_skipping_on_its_tokens():
     with apply_amber(loaded.model, config):
         unskipped_loss = calibrate.mean_token_loss(loaded.model, cal)
     assert chosen_loss < unskipped_loss - max(benefits[key] for key in skip) / 2
+
+
+def test_gradient_factors_match_an_independent_autograd_reference(tiny_llama, ids):
+    """collect_gradient_factors against x.grad of a leaf put in place of one linear's input (a second, separate
+    forward and backward of the same mean next-token loss): mean |∂L/∂x| over tokens, normalised by its minimum.
+    Every pruned linear gets one, and the weights get no gradient."""
+    config = AmberConfig(pattern="2:4", policy="all")
+    factors = calibrate.collect_gradient_factors(tiny_llama, ids, config)
+    assert len(factors) == 3 * 7
+    assert all(p.grad is None for p in tiny_llama.parameters())
+    name = "model.layers.1.self_attn.o_proj"
+    module = dict(tiny_llama.named_modules())[name]
+    leaf = {}
+
+    def swap(_module, args):
+        leaf["x"] = args[0].detach().clone().requires_grad_(True)
+        return (leaf["x"],)
+
+    hook = module.register_forward_pre_hook(swap)
+    try:
+        logits = tiny_llama(input_ids=ids).logits[:, :-1].float()
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+        loss.backward()
+    finally:
+        hook.remove()
+        tiny_llama.zero_grad(set_to_none=True)
+    mean_abs = leaf["x"].grad.reshape(-1, module.in_features).abs().double().mean(dim=0)
+    reference = (mean_abs / mean_abs[mean_abs > 0].min()).float().numpy()
+    assert factors[name] == pytest.approx(reference, rel=1e-5)
+
+
+def test_the_gradient_criterion_needs_its_calibration(tiny_llama, ids):
+    with pytest.raises(InputError, match="gradient_factors"):
+        apply_amber(tiny_llama, AmberConfig(pattern="2:4", criterion="gradient", policy="all"))
+
+
+def test_calibrator_resolves_every_calibrated_piece_once(tiny_llama, ids, monkeypatch):
+    """A calibrated policy with a static shift and the gradient criterion: one skip list per pattern, criterion,
+    mitigation and metric (a w8a8 run reuses its fp16 twin's), the static shifts of every pruned linear, the
+    gradient factors; each measured once."""
+    from amber_sim.pruning.policy import Calibrator, needs_calibration
+
+    calls = {"skip": 0}
+    original = calibrate.calibrate_skip_layers
+
+    def counting(*args, **kwargs):
+        calls["skip"] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(calibrate, "calibrate_skip_layers", counting)
+    calibrator = Calibrator(tiny_llama, ids)
+    base = AmberConfig(pattern="2:4", criterion="gradient", policy="calibrated", mitigation="static-median-shift")
+    assert needs_calibration(base) and not needs_calibration(AmberConfig(pattern="dense", precision="w8a8"))
+    config, stats = calibrator.resolve(base, "output-error", 0.5)
+    assert config.skip_layers is not None and stats.gradient_factors is not None
+    assert stats.activation_absmax is None  # fp16 without scaling reads no max|X|
+    pruned = {name for name, _ in config.static_shifts}
+    assert {"model.layers.0.mlp.down_proj", "model.layers.2.self_attn.q_proj"} <= pruned
+    with apply_amber(tiny_llama, config, calibration=stats) as handle, torch.no_grad():
+        tiny_llama(input_ids=ids)
+    assert handle.stats and all(s.density == 0.5 for s in handle.stats.values())
+    w8a8, w8a8_stats = calibrator.resolve(dataclasses.replace(base, precision="w8a8"), "output-error", 0.5)
+    assert calls["skip"] == 1 and w8a8.skip_layers == config.skip_layers and w8a8_stats.activation_absmax

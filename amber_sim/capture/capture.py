@@ -34,8 +34,6 @@ from amber_sim.trace_summary import summarize_run
 
 PRECISIONS = ("fp16", "w8a8")
 INITS = ("pretrained", "random")
-POLICIES = ("all", "amber-paper", "calibrated")
-CALIBRATION_METRICS = ("output-error", "loss")  # as amber_sim.pruning.calibrate (torch-free here)
 
 # (done, total, what) after each decoder layer of each run
 Progress = Callable[[int, int, str], None]
@@ -96,14 +94,20 @@ def run_specs(spec: CaptureSpec) -> list[RunSpec]:
 
 
 def check_spec(spec: CaptureSpec) -> None:
-    from amber_sim.pruning.apply import MITIGATIONS
-    from amber_sim.pruning.criteria import CRITERIA
+    from amber_sim.pruning.names import (CALIBRATED_CRITERIA, CALIBRATION_METRICS, CRITERIA, MITIGATIONS, POLICIES,
+                                         STATIC_SHIFT_MITIGATIONS)
 
     for name, value, allowed in (("--init", spec.init, INITS), ("--policy", spec.policy, POLICIES),
                                  ("--criterion", spec.criterion, CRITERIA),
                                  ("--mitigation", spec.mitigation, MITIGATIONS)):
         if value not in allowed:
             raise InputError(name, None, f"expected one of {', '.join(allowed)}, got {value!r}")
+    if spec.init == "random" and (spec.criterion in CALIBRATED_CRITERIA or spec.mitigation == "scaling"
+                                  or spec.mitigation in STATIC_SHIFT_MITIGATIONS):
+        what = (f"--criterion {spec.criterion}" if spec.criterion in CALIBRATED_CRITERIA
+                else f"--mitigation {spec.mitigation}")
+        raise InputError(what.split()[0], None, f"{what.split()[1]} is measured on calibration text, which a "
+                         "random-init capture does not read; use a pretrained model")
     if spec.tokenizer is not None and spec.init == "random":
         raise InputError("--tokenizer", None, "applies to pretrained captures only (a random-init capture "
                          "tokenizes no text: its inputs are drawn at random)")

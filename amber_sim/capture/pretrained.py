@@ -13,7 +13,6 @@ attention ops model full causal attention only.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 from amber_sim.capture.capture import (CaptureSpec, Progress, RunSpec, build_run,
@@ -87,17 +86,16 @@ def _nll_and_argmax(logits, ids):
     return nll, predicted.argmax(dim=-1)
 
 
-def calibrated_skips(model, calibration, spec: CaptureSpec, pattern: str, model_name: str) -> dict:
-    """The calibrated policy's skip list for one pattern, as AmberConfig fields (docs/pruning.md)."""
-    from amber_sim.pruning.apply import AmberConfig
-    from amber_sim.pruning.calibrate import calibrate_skip_layers, calibrate_skip_linears
-
-    base = AmberConfig(pattern=pattern, criterion=spec.criterion, mitigation=spec.mitigation, model_name=model_name)
-    if spec.calibration_metric == "loss":
-        linears, _benefits = calibrate_skip_linears(model, calibration, base, spec.target_share)
-        return {"skip_layers": (), "skip_linears": tuple(linears)}
-    layers, _errors = calibrate_skip_layers(model, calibration, base, target_flop_share=spec.target_share)
-    return {"skip_layers": tuple(layers)}
+def _measured(config, calibration) -> set[str]:
+    """What calibration measured for this run, in words (the trace's notes)."""
+    found = set()
+    if calibration.activation_absmax is not None:
+        found.add("Smoothing/scaling statistics (max|X| per channel)")
+    if calibration.gradient_factors is not None:
+        found.add("Gradient-criterion factors (mean |dL/dx| per channel)")
+    if config.static_shifts:
+        found.add("Static median shifts (one η per pruned linear)")
+    return found
 
 
 def describe_skips(skip: dict) -> str:
@@ -113,7 +111,7 @@ def hooked_linears(model) -> dict[str, tuple[int, str, object]]:
     return {name: (layer, role, module) for name, layer, role, module in find_decoder_linears(model)}
 
 
-def prefill_run(model, ids, amber, linears, layers, tick, activation_absmax=None, vectors=None):
+def prefill_run(model, ids, amber, linears, layers, tick, calibration=None, vectors=None):
     """One capturing prefill: a single forward of ``ids`` with the shape hooks, and Amber Pruner's hooks
     unless ``amber`` is None. Returns (logits, pruning stats by (layer, role), observed GEMM shapes,
     elements produced by the ``vectors`` modules (op name → module) by op name)."""
@@ -125,7 +123,7 @@ def prefill_run(model, ids, amber, linears, layers, tick, activation_absmax=None
         if amber is None:
             logits, stats = model(input_ids=ids).logits, {}
         else:
-            with apply_amber(model, amber, activation_absmax=activation_absmax) as handle:
+            with apply_amber(model, amber, calibration=calibration) as handle:
                 logits = model(input_ids=ids).logits
             stats = {(s.layer, s.role): s for s in handle.stats.values()}
     return logits, stats, recorder.by_layer_role(), recorder.vector_elements
@@ -159,40 +157,31 @@ def capture_pretrained(spec: CaptureSpec, runs: list[RunSpec], progress: Progres
         if progress is not None:
             progress(done[0], total_steps, label[0])
 
-    from amber_sim.pruning.names import STATIC_SHIFT_MITIGATIONS
+    from amber_sim.pruning.policy import Calibrator, needs_calibration
 
-    calibration = None
-    static_shift = spec.mitigation in STATIC_SHIFT_MITIGATIONS
-    scaling = spec.mitigation == "scaling"
-    if spec.policy == "calibrated" or "w8a8" in spec.precisions or static_shift or scaling:
-        calibration = _window("calibration", loaded.tokenizer,
-                              min(spec.calibration_tokens, loaded.config["max_position"]), "--calibration-tokens")
-    absmax = None
-    if "w8a8" in spec.precisions or scaling:
-        from amber_sim.pruning.apply import collect_activation_absmax
-
-        absmax = collect_activation_absmax(model, calibration)
-
-    skip_lists: dict[str, dict] = {}  # pattern -> AmberConfig fields of its calibrated skip list
+    configs = [None if run.is_dense and run.precision == "fp16" else
+               AmberConfig(pattern=run.pattern, criterion=spec.criterion, policy=spec.policy,
+                           mitigation=spec.mitigation, model_name=loaded.name, precision=run.precision,
+                           skip_layers=() if run.is_dense and spec.policy == "calibrated" else None)
+               for run in runs]  # a dense w8a8 run masks nothing: no skip list
+    calibrator = None
+    if any(config is not None and needs_calibration(config) for config in configs):
+        calibrator = Calibrator(model, _window("calibration", loaded.tokenizer, min(
+            spec.calibration_tokens, loaded.config["max_position"]), "--calibration-tokens"))
     trace_runs, dense_nll, dense_argmax = [], None, None
-    for run in runs:
+    skip_lists: dict[str, dict] = {}  # pattern -> its calibrated skip list, for the notes
+    measured: set[str] = set()        # what calibration measured, for the notes
+    for run, amber in zip(runs, configs):
         label[0] = run.run_id(spec.criterion, spec.policy)
-        amber = None
-        if not (run.is_dense and run.precision == "fp16"):
-            skip = {"skip_layers": ()} if spec.policy == "calibrated" else {}  # dense w8a8: nothing to skip
+        calibration = None
+        if amber is not None and calibrator is not None and needs_calibration(amber):
+            if spec.policy == "calibrated" and not run.is_dense and progress is not None:
+                progress(done[0], total_steps, f"calibrating {run.pattern} ({spec.calibration_metric} metric)")
+            amber, calibration = calibrator.resolve(amber, spec.calibration_metric, spec.target_share)
+            measured |= _measured(amber, calibration)
             if spec.policy == "calibrated" and not run.is_dense:
-                if run.pattern not in skip_lists:
-                    if progress is not None:
-                        progress(done[0], total_steps, f"calibrating {run.pattern} ({spec.calibration_metric} metric)")
-                    skip_lists[run.pattern] = calibrated_skips(model, calibration, spec, run.pattern, loaded.name)
-                skip = skip_lists[run.pattern]
-            amber = AmberConfig(pattern=run.pattern, criterion=spec.criterion, policy=spec.policy,
-                                mitigation=spec.mitigation, model_name=loaded.name, precision=run.precision, **skip)
-            if static_shift and not run.is_dense:  # one η per pruned linear, on the calibration tokens
-                from amber_sim.pruning.calibrate import collect_static_shifts
-
-                amber = dataclasses.replace(amber, static_shifts=collect_static_shifts(model, calibration, amber))
-        logits, stats, observed, vector_elements = prefill_run(model, ids, amber, linears, layers, tick, absmax,
+                skip_lists[run.pattern] = {"skip_layers": amber.skip_layers, "skip_linears": amber.skip_linears}
+        logits, stats, observed, vector_elements = prefill_run(model, ids, amber, linears, layers, tick, calibration,
                                                                qk_norms)
         if run.is_dense:
             stats = {}  # dense w8a8: quantised, nothing masked
@@ -217,8 +206,7 @@ def capture_pretrained(spec: CaptureSpec, runs: list[RunSpec], progress: Progres
              "LM head on the last token only."
              + (f" Calibrated policy (target share {spec.target_share}, {spec.calibration_tokens} calibration tokens, "
                 f"metric {spec.calibration_metric}): {skipped}." if skipped else "")
-             + (f" Smoothing or scaling statistics (max|X| per channel) from {spec.calibration_tokens} calibration "
-                "tokens." if absmax else "")
+             + "".join(f" {what} from {spec.calibration_tokens} calibration tokens." for what in sorted(measured))
              + (" Per-head query/key RMSNorms (q_norm, k_norm) recorded as qk_norm vector ops." if qk_norms else "")
              + (f" Sliding attention window {loaded.sliding_window} tokens >= the {spec.seq_len}-token prompt: "
                 "plain causal attention." if loaded.sliding_window is not None else "")

@@ -40,6 +40,16 @@ UNSTRUCTURED_DENSITY = 0.5  # both unstructured bounds keep half of the entries,
 
 
 @dataclass(frozen=True)
+class CalibrationStats:
+    """Per-linear numbers measured on calibration tokens that some configurations need (name → array):
+    ``activation_absmax`` max|X_:,j| (w8a8 smoothing, the scaling mitigation; collect_activation_absmax) and
+    ``gradient_factors`` mean |∂L/∂x_:,j| (the gradient criterion; calibrate.collect_gradient_factors)."""
+
+    activation_absmax: dict | None = None
+    gradient_factors: dict | None = None
+
+
+@dataclass(frozen=True)
 class AmberConfig:
     """What to prune and how. ``skip_layers``: layers whose q_proj/gate_proj stay dense (amber-paper and
     calibrated policies); None means the published list for ``model_name`` (or none). ``skip_linears``:
@@ -386,7 +396,7 @@ def _absmax_for(activation_absmax, name: str, channels: int) -> np.ndarray:
 
 
 def make_linear_pruner(weight, config: AmberConfig, name: str, activation_absmax=None, bias=None, *,
-                       masks: bool | None = None) -> LinearPruner:
+                       masks: bool | None = None, calibration: CalibrationStats | None = None) -> LinearPruner:
     """The :class:`LinearPruner` of one linear with ``weight`` [N_out, K] (torch or NumPy).
 
     ``activation_absmax``: max|X_:,j| float32 [K], or a dict name → [K] (:func:`collect_activation_absmax`);
@@ -397,6 +407,8 @@ def make_linear_pruner(weight, config: AmberConfig, name: str, activation_absmax
     import torch
 
     config = config.validated()
+    if calibration is not None and activation_absmax is None:
+        activation_absmax = calibration.activation_absmax
     if masks is None:
         masks = not _pattern_is_dense(config)
     if masks and _pattern_is_dense(config):
@@ -414,7 +426,9 @@ def make_linear_pruner(weight, config: AmberConfig, name: str, activation_absmax
         smoothing = torch.from_numpy(scales)
         w32 = w32 / smoothing
     factor = None
-    if masks and config.mitigation == "scaling":
+    if masks and config.criterion == "gradient":  # static, measured; scaling leaves it unchanged (s cancels)
+        factor = gradient_factor(calibration, name, w.shape[1])
+    elif masks and config.mitigation == "scaling":
         factor = scaling_factor(w32, config, name, activation_absmax)
     elif masks:  # from the weight the GEMM multiplies: W/s under w8a8 (before its int8 rounding)
         factor = column_factor(config.criterion, w32.numpy(), f"layer {name}")
@@ -426,6 +440,18 @@ def make_linear_pruner(weight, config: AmberConfig, name: str, activation_absmax
         effective = effective.detach()
     return LinearPruner(name=name, config=config, masks=masks, factor=factor, smoothing=smoothing,
                         effective_weight=effective, bias=bias)
+
+
+def gradient_factor(calibration: CalibrationStats | None, name: str, channels: int) -> np.ndarray:
+    """The gradient criterion's factor of linear ``name`` (InputError when calibration did not measure it)."""
+    factors = calibration.gradient_factors if calibration is not None else None
+    if not factors or name not in factors:
+        raise InputError(f"layer {name}", "gradient_factors", "criterion 'gradient' needs the mean |dL/dx| per "
+                         "channel measured on calibration text (calibrate.collect_gradient_factors)")
+    values = np.asarray(factors[name], dtype=np.float32)
+    if values.shape != (channels,):
+        raise InputError(f"layer {name}", "gradient_factors", f"expected shape ({channels},), got {values.shape}")
+    return values
 
 
 def scaling_factor(w32, config: AmberConfig, name: str, activation_absmax) -> np.ndarray:
@@ -487,7 +513,8 @@ def _is_decode(x) -> bool:
     return x.dim() < 2 or (x.dim() >= 3 and x.shape[-2] == 1) or (x.dim() == 2 and x.shape[0] == 1)
 
 
-def apply_amber(model, config: AmberConfig, activation_absmax=None) -> AmberHandle:
+def apply_amber(model, config: AmberConfig, activation_absmax=None,
+                calibration: CalibrationStats | None = None) -> AmberHandle:
     """Prune the selected linears' input activations during prefill; return a removable handle.
 
     ``precision="w8a8"``: every decoder linear is W8A8 (weights swapped for their fake-quantised int8
@@ -496,6 +523,8 @@ def apply_amber(model, config: AmberConfig, activation_absmax=None) -> AmberHand
     on calibration text). lm_head is never touched.
     """
     config = config.validated()
+    if calibration is not None and activation_absmax is None:
+        activation_absmax = calibration.activation_absmax
     handle = AmberHandle(config=config)
     w8a8 = config.precision == "w8a8"
     linears = find_decoder_linears(model)
@@ -511,7 +540,7 @@ def apply_amber(model, config: AmberConfig, activation_absmax=None) -> AmberHand
             if not masks and not w8a8:
                 continue
             pruner = handle.pruners[name] = make_linear_pruner(module.weight, config, name, activation_absmax,
-                                                               module.bias, masks=masks)
+                                                               module.bias, masks=masks, calibration=calibration)
             stats = None
             if masks:
                 stats = handle.stats[name] = LayerStats(name=name, layer=layer, role=role)
@@ -552,19 +581,3 @@ def sparsified_linear_flop_share(model, config: AmberConfig) -> float:
 __all__ = ["AmberConfig", "AmberHandle", "LayerStats", "LinearPruner", "PRECISIONS", "apply_amber",
            "collect_activation_absmax", "find_decoder_linears", "make_linear_pruner", "prune_activation",
            "selected", "sparsified_linear_flop_share", "SKIPPABLE_ROLES"]
-
-
-def layer_output_errors(model, input_ids, config: AmberConfig, captured=None) -> dict[tuple[int, str], float]:
-    """See :func:`amber_sim.pruning.calibrate.layer_output_errors` (kept importable from here)."""
-    from amber_sim.pruning.calibrate import layer_output_errors as output_errors
-
-    return output_errors(model, input_ids, config, captured)
-
-
-def calibrate_skip_layers(model, input_ids, config: AmberConfig, target_error: float | None = None,
-                          target_flop_share: float | None = None,
-                          captured=None) -> tuple[tuple[int, ...], dict[tuple[int, str], float]]:
-    """See :func:`amber_sim.pruning.calibrate.calibrate_skip_layers` (kept importable from here)."""
-    from amber_sim.pruning.calibrate import calibrate_skip_layers as calibrate
-
-    return calibrate(model, input_ids, config, target_error, target_flop_share, captured)

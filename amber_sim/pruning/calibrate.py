@@ -21,6 +21,7 @@ Shares count in·out features: every decoder linear sees the same tokens, so FLO
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -28,9 +29,8 @@ from typing import Callable
 import numpy as np
 
 from amber_sim.errors import InputError
-from amber_sim.pruning.apply import (AmberConfig, apply_amber, find_decoder_linears, prune_activation,
-                                     selected, sparsified_linear_flop_share)
-from amber_sim.pruning.criteria import column_factor
+from amber_sim.pruning.apply import (AmberConfig, CalibrationStats, apply_amber, find_decoder_linears,
+                                     make_linear_pruner, selected, sparsified_linear_flop_share)
 from amber_sim.pruning.layer_roles import SKIPPABLE_ROLES
 from amber_sim.pruning.names import CALIBRATION_METRICS
 
@@ -67,8 +67,8 @@ class FlopBudget:
 
 
 def _unskipped(config: AmberConfig) -> AmberConfig:
-    return AmberConfig(pattern=config.pattern, criterion=config.criterion, policy="amber-paper",
-                       mitigation=config.mitigation, skip_layers=(), model_name=config.model_name)
+    """``config`` with the amber-paper rule and nothing skipped, in fp16 (skip lists are chosen on fp16 masks)."""
+    return dataclasses.replace(config, policy="amber-paper", skip_layers=(), skip_linears=(), precision="fp16")
 
 
 def skip_candidates(model) -> list[SkipCandidate]:
@@ -104,8 +104,8 @@ def capture_linear_inputs(model, input_ids, roles=SKIPPABLE_ROLES) -> dict[str, 
     return captured
 
 
-def layer_output_errors(model, input_ids, config: AmberConfig,
-                        captured: dict[str, object] | None = None) -> dict[tuple[int, str], float]:
+def layer_output_errors(model, input_ids, config: AmberConfig, captured: dict[str, object] | None = None,
+                        calibration: CalibrationStats | None = None) -> dict[tuple[int, str], float]:
     """Relative output error e = ‖Y − Y′‖₂ / (‖Y‖₂ + ε) of each q_proj and gate_proj when its input alone is
     pruned, on the calibration tokens (one dense forward records the inputs, unless ``captured`` already
     holds them from :func:`capture_linear_inputs`)."""
@@ -119,8 +119,7 @@ def layer_output_errors(model, input_ids, config: AmberConfig,
         for candidate in skip_candidates(model):
             x = captured[candidate.name]
             weight = modules[candidate.name].weight.detach().float()
-            factor = column_factor(config.criterion, weight.numpy(), f"layer {candidate.name}")
-            pruned, _ = prune_activation(x, config, factor, candidate.name)
+            pruned, _ = make_linear_pruner(weight, config, candidate.name, calibration=calibration)(x)
             dense_y = torch.nn.functional.linear(x.float(), weight)
             sparse_y = torch.nn.functional.linear(pruned.float(), weight)
             errors[(candidate.layer, candidate.role)] = float(
@@ -129,8 +128,9 @@ def layer_output_errors(model, input_ids, config: AmberConfig,
 
 
 def calibrate_skip_layers(model, input_ids, config: AmberConfig, target_error: float | None = None,
-                          target_flop_share: float | None = None,
-                          captured: dict[str, object] | None = None) -> tuple[tuple[int, ...], dict[tuple[int, str], float]]:
+                          target_flop_share: float | None = None, captured: dict[str, object] | None = None,
+                          calibration: CalibrationStats | None = None
+                          ) -> tuple[tuple[int, ...], dict[tuple[int, str], float]]:
     """The calibrated policy, output-error metric: rank layers by the worse of their q_proj / gate_proj errors
     and keep q/gate dense in the worst ones, either every layer whose error exceeds ``target_error``, or as
     many of the worst as possible while the sparsified share of linear FLOPs stays at least
@@ -138,7 +138,7 @@ def calibrate_skip_layers(model, input_ids, config: AmberConfig, target_error: f
     if (target_error is None) == (target_flop_share is None):
         raise InputError("calibrated policy", None, "give exactly one of target_error or target_flop_share")
     base = _unskipped(config)
-    errors = layer_output_errors(model, input_ids, base, captured)
+    errors = layer_output_errors(model, input_ids, base, captured, calibration)
     per_layer: dict[int, float] = {}
     for (layer, _role), error in errors.items():
         per_layer[layer] = max(per_layer.get(layer, 0.0), error)
@@ -185,6 +185,50 @@ def collect_static_shifts(model, input_ids, config: AmberConfig) -> tuple[tuple[
     return tuple((name, sums[name] / counts[name]) for name in wanted if counts.get(name))
 
 
+def collect_gradient_factors(model, input_ids, config: AmberConfig) -> dict[str, np.ndarray]:
+    """The gradient criterion's static factors: for every linear ``config`` prunes, the mean over calibration
+    tokens of |∂L/∂x_tj|, L the mean next-token loss of the dense model on ``input_ids``, normalised by the
+    smallest nonzero mean (float32 [K]). One forward and one backward; weights get no gradients (the input
+    embeddings are the leaf), and every parameter's requires_grad is restored.
+
+    arXiv 2509.22166's code accumulates the signed gradient per token position and scores |x·g| at the same
+    position; a factor static per channel needs the token axis reduced, and a signed sum would cancel, so the
+    mean absolute gradient is taken."""
+    import torch
+
+    from amber_sim.pruning.criteria import normalise_by_min
+
+    wanted = {name: module for name, layer, role, module in find_decoder_linears(model) if selected(role, layer, config)}
+    sums: dict[str, object] = {}
+    counts: dict[str, int] = {}
+
+    def record(name):
+        def hook(_module, grad_input, _grad_output):
+            rows = grad_input[0].detach().reshape(-1, grad_input[0].shape[-1]).abs().to(torch.float64)
+            sums[name] = sums[name] + rows.sum(dim=0) if name in sums else rows.sum(dim=0)
+            counts[name] = counts.get(name, 0) + rows.shape[0]
+        return hook
+
+    parameters = list(model.parameters())
+    trainable = [p.requires_grad for p in parameters]
+    hooks = [module.register_full_backward_hook(record(name)) for name, module in wanted.items()]
+    hooks.append(model.get_input_embeddings().register_forward_hook(lambda _m, _a, out: out.requires_grad_(True)))
+    try:
+        for p in parameters:
+            p.requires_grad_(False)
+        ids = torch.as_tensor(input_ids)
+        with torch.enable_grad():
+            logits = model(input_ids=ids).logits[:, :-1].float()
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+            loss.backward()
+    finally:
+        for hook in hooks:
+            hook.remove()
+        for p, flag in zip(parameters, trainable):
+            p.requires_grad_(flag)
+    return {name: normalise_by_min((sums[name] / counts[name]).numpy()) for name in wanted if name in sums}
+
+
 def mean_token_loss(model, input_ids) -> float:
     """Mean next-token negative log-likelihood (nats) of ``input_ids`` [batch, tokens]."""
     import torch
@@ -195,14 +239,14 @@ def mean_token_loss(model, input_ids) -> float:
         return float(torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)))
 
 
-def loss_benefits(model, input_ids, config: AmberConfig,
-                  progress: Progress | None = None) -> tuple[float, dict[tuple[int, str], float]]:
+def loss_benefits(model, input_ids, config: AmberConfig, progress: Progress | None = None,
+                  calibration: CalibrationStats | None = None) -> tuple[float, dict[tuple[int, str], float]]:
     """(calibration loss with every selected linear pruned, {(layer, role): loss reduction in nats when that one
     q_proj / gate_proj alone is left dense}). One pruned forward plus one per candidate."""
     base = _unskipped(config)
     candidates = skip_candidates(model)
     benefits: dict[tuple[int, str], float] = {}
-    with apply_amber(model, base) as handle:
+    with apply_amber(model, base, calibration=calibration) as handle:
         pruned_loss = mean_token_loss(model, input_ids)
         if progress:
             progress(1, len(candidates) + 1, "calibration loss, all pruned")
@@ -246,11 +290,12 @@ def knapsack_select(benefits: dict[tuple[int, str], float], costs: dict[tuple[in
 
 
 def calibrate_skip_linears(model, input_ids, config: AmberConfig, target_flop_share: float,
-                           progress: Progress | None = None) -> tuple[tuple[tuple[int, str], ...], dict[tuple[int, str], float]]:
+                           progress: Progress | None = None, calibration: CalibrationStats | None = None
+                           ) -> tuple[tuple[tuple[int, str], ...], dict[tuple[int, str], float]]:
     """The calibrated policy, loss metric: the (layer, role) q_proj / gate_proj linears to leave dense, chosen
     by :func:`knapsack_select` on :func:`loss_benefits` within the FLOP budget of ``target_flop_share``."""
     budget = flop_budget(model, config, target_flop_share)
-    _pruned_loss, benefits = loss_benefits(model, input_ids, config, progress)
+    _pruned_loss, benefits = loss_benefits(model, input_ids, config, progress, calibration)
     costs = {(c.layer, c.role): c.in_out_features for c in skip_candidates(model)}
     return knapsack_select(benefits, costs, budget.skippable_features), benefits
 

@@ -13,6 +13,9 @@ The score of activation entry x[t, j] is ``|x[t, j]| * factor[j]`` (docs/pruning
   one-pass kernel :func:`amber_sim.pruning.kernels.column_norms` (:func:`clact_factors`).
 - ``var-weight`` (arXiv 2509.22166's public code): the variance of W's column j over the output rows,
   ``Var(W[:, j])`` with ddof = 1 (torch.var's default there), divided by the smallest nonzero one.
+- ``gradient`` (arXiv 2509.22166): the mean over calibration tokens of |∂L/∂x_tj|, the calibration loss's
+  gradient with respect to the linear's input, measured once
+  (:func:`amber_sim.pruning.calibrate.collect_gradient_factors`): static per channel at inference.
 
 W is ``[N_out, K]`` (``y = x Wᵀ``); factors are float32 arrays of length K. Norms are accumulated
 in float64 over blocks of rows (no full float64 copy of W); the division by the minimum only keeps
@@ -141,6 +144,9 @@ def column_factor(criterion: str, w: np.ndarray | None = None, where: str = "cri
         raise InputError(where, None, f"expected one of {', '.join(CRITERIA)}, got {criterion!r}")
     if criterion in ("magnitude", "clact"):
         return None
+    if criterion == "gradient":
+        raise InputError(where, None, "criterion 'gradient' is measured on calibration data "
+                         "(calibrate.collect_gradient_factors), not read from the weight")
     if w is None:
         raise InputError(where, None, f"criterion {criterion!r} needs the layer weight [N_out, K]")
     if criterion == "amber":

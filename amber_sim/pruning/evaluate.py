@@ -46,15 +46,16 @@ def dense_reference(model, windows: np.ndarray) -> tuple[Accuracy, list]:
 
 
 def evaluate(model, windows: np.ndarray, config: AmberConfig, dense_argmax: list,
-             activation_absmax: dict | None = None) -> Accuracy:
-    return evaluate_with_stats(model, windows, config, dense_argmax, activation_absmax)[0]
+             activation_absmax: dict | None = None, calibration=None) -> Accuracy:
+    return evaluate_with_stats(model, windows, config, dense_argmax, activation_absmax, calibration)[0]
 
 
 def evaluate_with_stats(model, windows: np.ndarray, config: AmberConfig, dense_argmax: list,
-                        activation_absmax: dict | None = None):
+                        activation_absmax: dict | None = None, calibration=None):
     """(Accuracy, per-linear LayerStats measured by the pruning hooks in the same forwards).
-    ``activation_absmax``: the w8a8 smoothing statistics (apply_amber)."""
-    with apply_amber(model, config, activation_absmax=activation_absmax) as handle:
+    ``activation_absmax``: the w8a8 smoothing statistics; ``calibration``: an apply.CalibrationStats
+    (apply_amber)."""
+    with apply_amber(model, config, activation_absmax=activation_absmax, calibration=calibration) as handle:
         nll, predicted, agree, _ = _forward_stats(model, windows, dense_argmax)
     accuracy = Accuracy(float(np.exp(nll / predicted)), agree / predicted,
                         sparsified_linear_flop_share(model, config), predicted)

@@ -3,7 +3,9 @@ help from it): criteria, mitigations, layer policies, precisions, calibration me
 
 from __future__ import annotations
 
-CRITERIA = ("magnitude", "amber", "amber-robust", "clact", "var-weight")
+CRITERIA = ("magnitude", "amber", "amber-robust", "clact", "var-weight", "gradient")
+# Criteria whose column factor is measured on calibration data rather than read from the weight.
+CALIBRATED_CRITERIA = ("gradient",)
 MITIGATIONS = ("none", "median-shift", "variance-correction", "median-shift+variance-correction",
                "static-median-shift", "static-median-shift+variance-correction", "scaling")
 # Mitigations whose η is one scalar per linear, measured once on calibration data.

@@ -1,0 +1,121 @@
+"""One home for resolving what a pruned prefill needs from calibration tokens (docs/pruning.md).
+
+A run is an :class:`AmberConfig` (pattern, criterion, policy, mitigation, precision). Some of them need
+numbers measured on the calibration split before any evaluation or capture:
+- the ``calibrated`` policy: its skip list (output-error or loss metric, :mod:`amber_sim.pruning.calibrate`);
+- a static median shift: one η per pruned linear (``collect_static_shifts``);
+- the ``gradient`` criterion: mean |∂L/∂x| per channel (``collect_gradient_factors``);
+- w8a8's inverted smoothing and the ``scaling`` mitigation: max|X| per channel (``collect_activation_absmax``).
+
+:class:`Calibrator` measures each of these at most once per model and calibration window (they do not depend
+on the run, only on which linears it prunes, so they are measured for every decoder linear) and
+:meth:`Calibrator.resolve` turns a run into the validated config and the :class:`CalibrationStats` that
+``apply_amber`` / ``evaluate`` take. ``amber-sim eval`` and ``capture`` both go through it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Callable
+
+from amber_sim.errors import InputError
+from amber_sim.patterns import parse_pattern
+from amber_sim.pruning.apply import AmberConfig, CalibrationStats, collect_activation_absmax
+from amber_sim.pruning.names import CALIBRATED_CRITERIA, CALIBRATION_METRICS, STATIC_SHIFT_MITIGATIONS
+
+Progress = Callable[[int, int, str], None]
+# Any pruning pattern selects every decoder linear under the "all" policy: what the per-linear statistics are
+# measured for (the pattern itself plays no part in them).
+_EVERY_LINEAR = AmberConfig(pattern="2:4", policy="all")
+
+
+def needs_calibration(config: AmberConfig) -> bool:
+    """Whether ``config`` needs anything measured on calibration tokens (a dense pattern masks nothing)."""
+    if parse_pattern(config.pattern).kind == "dense":
+        return False
+    return (config.policy == "calibrated" or config.precision == "w8a8" or config.mitigation == "scaling"
+            or config.mitigation in STATIC_SHIFT_MITIGATIONS or config.criterion in CALIBRATED_CRITERIA)
+
+
+@dataclass
+class Calibrator:
+    """The calibration statistics of one model on one calibration window (``input_ids`` [1, tokens]),
+    measured lazily and kept."""
+
+    model: object
+    input_ids: object
+    _absmax: dict | None = field(default=None, repr=False)
+    _gradients: dict | None = field(default=None, repr=False)
+    _shifts: tuple | None = field(default=None, repr=False)
+    _captured: dict | None = field(default=None, repr=False)
+    _skips: dict = field(default_factory=dict, repr=False)  # (pattern, criterion, mitigation, metric, share) → fields
+
+    def activation_absmax(self) -> dict:
+        if self._absmax is None:
+            self._absmax = collect_activation_absmax(self.model, self.input_ids)
+        return self._absmax
+
+    def gradient_factors(self) -> dict:
+        if self._gradients is None:
+            from amber_sim.pruning.calibrate import collect_gradient_factors
+
+            self._gradients = collect_gradient_factors(self.model, self.input_ids, _EVERY_LINEAR)
+        return self._gradients
+
+    def static_shifts(self) -> tuple:
+        if self._shifts is None:
+            from amber_sim.pruning.calibrate import collect_static_shifts
+
+            self._shifts = collect_static_shifts(self.model, self.input_ids, _EVERY_LINEAR)
+        return self._shifts
+
+    def captured_inputs(self) -> dict:
+        """The dense inputs of every q_proj / gate_proj (the output-error metric's one forward)."""
+        if self._captured is None:
+            from amber_sim.pruning.calibrate import capture_linear_inputs
+
+            self._captured = capture_linear_inputs(self.model, self.input_ids)
+        return self._captured
+
+    def stats_for(self, config: AmberConfig) -> CalibrationStats:
+        """The statistics ``config``'s pruning reads (None where it reads nothing)."""
+        absmax = self.activation_absmax() if config.precision == "w8a8" or config.mitigation == "scaling" else None
+        gradients = self.gradient_factors() if config.criterion in CALIBRATED_CRITERIA else None
+        return CalibrationStats(activation_absmax=absmax, gradient_factors=gradients)
+
+    def resolve(self, config: AmberConfig, metric: str = "output-error", target_share: float = 0.55,
+                progress: Progress | None = None) -> tuple[AmberConfig, CalibrationStats]:
+        """(the validated config, with its static shifts and, under the calibrated policy, its skip list; the
+        calibration statistics its pruning reads). ``metric`` and ``target_share`` apply to the calibrated
+        policy only."""
+        if metric not in CALIBRATION_METRICS:
+            raise InputError("calibrated policy", "metric", f"expected one of {', '.join(CALIBRATION_METRICS)}, "
+                             f"got {metric!r}")
+        if not needs_calibration(config):
+            return config.validated(), CalibrationStats()
+        stats = self.stats_for(config)
+        if config.mitigation in STATIC_SHIFT_MITIGATIONS:
+            config = dataclasses.replace(config, static_shifts=self.static_shifts())
+        if config.policy == "calibrated":
+            config = dataclasses.replace(config, **self._skip_fields(config, stats, metric, target_share, progress))
+        return config.validated(), stats
+
+    def _skip_fields(self, config: AmberConfig, stats: CalibrationStats, metric: str, target_share: float,
+                     progress: Progress | None) -> dict:
+        """The calibrated skip list as AmberConfig fields, chosen once per pattern, criterion, mitigation, metric
+        and share (on fp16 masks: a w8a8 run reuses its fp16 twin's list)."""
+        from amber_sim.pruning.calibrate import calibrate_skip_layers, calibrate_skip_linears
+
+        key = (config.pattern, config.criterion, config.mitigation, metric, target_share)
+        if key not in self._skips:
+            if metric == "output-error":
+                skip, _errors = calibrate_skip_layers(self.model, self.input_ids, config,
+                                                      target_flop_share=target_share,
+                                                      captured=self.captured_inputs(), calibration=stats)
+                self._skips[key] = {"skip_layers": tuple(skip), "skip_linears": ()}
+            else:
+                linears, _benefits = calibrate_skip_linears(self.model, self.input_ids, config, target_share,
+                                                            progress, calibration=stats)
+                self._skips[key] = {"skip_layers": (), "skip_linears": tuple(linears)}
+        return self._skips[key]

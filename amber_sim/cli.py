@@ -613,11 +613,30 @@ def add_capture(subparsers) -> None:
     parser.set_defaults(handler=cmd_capture)
 
 
+def cmd_accuracy_table(args: argparse.Namespace) -> int:
+    """Print the Markdown table docs/accuracy.md quotes for one `amber-sim eval` output folder."""
+    from amber_sim.report.accuracy_tables import joined_results, render
+
+    print(render(joined_results(args.results), _split_list(args.columns)))
+    return 0
+
+
+def add_accuracy_table(subparsers) -> None:
+    from amber_sim.report.accuracy_tables import COLUMNS
+
+    parser = subparsers.add_parser("accuracy-table", help="an eval result folder as the Markdown table the docs quote")
+    parser.add_argument("results", nargs="+", help="`amber-sim eval` output folders (their accuracy.json), "
+                        "one table of their rows in order")
+    parser.add_argument("--columns", default="pattern,policy,left_dense,share,perplexity,ratio,top1",
+                        help="comma-separated: " + ", ".join(COLUMNS) + "; or grid (one column per policy)")
+    parser.set_defaults(handler=cmd_accuracy_table)
+
+
 from amber_sim.study.cli import add_study, add_sweep  # noqa: E402  (sweeps and studies, docs/studies.md)
 from amber_sim.validate.measure_gpu import add_measure  # noqa: E402  (amber-sim measure gpu, docs/validation.md)
 
-SUBCOMMANDS: list[Callable] = [add_inspect, add_explain, add_synth, add_validate, add_eval, add_capture, add_sweep,
-                               add_study, add_measure]
+SUBCOMMANDS: list[Callable] = [add_inspect, add_explain, add_synth, add_validate, add_eval, add_accuracy_table,
+                               add_capture, add_sweep, add_study, add_measure]
 
 
 def build_parser() -> argparse.ArgumentParser:

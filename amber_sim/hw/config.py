@@ -155,6 +155,19 @@ class EnergyConfig:
 
 
 @dataclass(frozen=True)
+class SystemConfig:
+    chips: int = spec("chips in the system (one node); 1 is a single chip", gt=0, le=4096)
+    topology: str = spec("how the chips connect: ring (each chip to its two neighbours), full_mesh (a link to "
+                         "every other chip) or switch (every chip to a switch, e.g. NVSwitch)",
+                         choices=("ring", "full_mesh", "switch"))
+    link_bandwidth_gb_s: float = spec("bandwidth of one link in one direction, GB/s (10⁹ bytes per second)", gt=0)
+    links_per_chip: int = spec("links of one chip (all of them are used at once by the collectives)", gt=0, le=1024)
+    latency_us: float = spec("latency of one step of a collective algorithm (a message across a link), µs", ge=0)
+    in_switch_reduction: bool = spec("the switch reduces in the network (NVLink SHARP): an all-reduce sends and "
+                                     "receives each byte once; switch topology only", default=False)
+
+
+@dataclass(frozen=True)
 class AreaConfig:
     dense_core_mm2: float = spec("area of one core's dense datapath (MAC array, vector unit, control) in mm², "
                                  "without its buffers: L0A/L0B/L0C/L1 are charged at sram_mm2_per_mb", gt=0)
@@ -183,6 +196,8 @@ class HardwareConfig:
     description: str = spec("what this configuration models", default="")
     sources: tuple[str, ...] = spec("where the numbers come from, one entry per source", default=())
     assumptions: tuple[str, ...] = spec("numbers that are assumptions rather than published facts", default=())
+    system: SystemConfig | None = spec("optional multi-chip system the chip sits in (collectives, docs/model.md "
+                                       "§8); omit for a single chip", default=None)
     energy: EnergyConfig | None = spec("optional energy model", default=None)
     area: AreaConfig | None = spec("optional area model for co-design studies", default=None)
     source_path: str | None = field(default=None, compare=False, metadata={"internal": True})
@@ -301,6 +316,15 @@ def _check_cross_fields(config: HardwareConfig, where: str) -> None:
         raise InputError(where, "sparsity.sparsifier.elements_per_cycle", "expected a value > 0 for a dedicated sparsifier")
     if sparsity.sparsifier.kind == "vector" and sparsity.sparsifier.vector_ops_per_element <= 0:
         raise InputError(where, "sparsity.sparsifier.vector_ops_per_element", "expected a value > 0 for a vector sparsifier")
+    system = config.system
+    if system is not None:
+        if system.in_switch_reduction and system.topology != "switch":
+            raise InputError(where, "system.in_switch_reduction", "needs topology switch")
+        if system.topology == "full_mesh" and system.chips > 1 and system.links_per_chip < system.chips - 1:
+            raise InputError(where, "system.links_per_chip", f"a full mesh of {system.chips} chips needs at least "
+                             f"{system.chips - 1} links per chip")
+        if system.topology == "ring" and system.chips > 2 and system.links_per_chip < 2:
+            raise InputError(where, "system.links_per_chip", "a ring needs at least 2 links per chip")
 
 
 def hardware_from_dict(data: Any, where: str = "<config>") -> HardwareConfig:

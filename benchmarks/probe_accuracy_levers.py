@@ -71,7 +71,7 @@ def _eval_ratio(model, windows, config, *, dense=None, bypass=frozenset(), patch
 def probe_roles(args) -> None:
     from amber_sim.pruning.apply import AmberConfig, apply_amber, find_decoder_linears
     from amber_sim.pruning.calibrate import mean_token_loss
-    from amber_sim.pruning.layer_roles import LINEAR_ROLES
+    from amber_sim.roles import LINEAR_ROLES
 
     loaded, calibration, _ = _setup(0)
     model = loaded.model

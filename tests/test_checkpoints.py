@@ -23,7 +23,8 @@ tokenizers = torch_stack.importorskip("tokenizers")
 from amber_sim.capture.prefill_ops import LinearChoice, decoder_layer_ops, prefill_ops  # noqa: E402
 from amber_sim.cli import main  # noqa: E402
 from amber_sim.errors import InputError  # noqa: E402
-from amber_sim.models.loading import find_linear_roles, load_model  # noqa: E402
+from amber_sim.models.loading import load_model  # noqa: E402
+from amber_sim.roles import find_linear_roles  # noqa: E402
 from amber_sim.trace import ModelConfig, load_trace  # noqa: E402
 
 T = 16        # prompt tokens of every capture here

@@ -20,10 +20,10 @@ torch_stack.importorskip("transformers")
 
 from amber_sim.errors import InputError  # noqa: E402
 from amber_sim.models.architectures import ARCHITECTURES, ArchConfig, get_arch, to_hf_config  # noqa: E402
+from amber_sim.roles import find_linear_roles  # noqa: E402
 from amber_sim.models.loading import (  # noqa: E402
     MANIFEST,
     file_digest,
-    find_linear_roles,
     gguf_metadata_value,
     load_model,
     resolve_source,

@@ -23,7 +23,7 @@ from amber_sim.capture.capture import (CaptureSpec, Progress, RunSpec, build_run
                                        trace_of)
 from amber_sim.capture.recorder import ShapeRecorder, check_linear_ops
 from amber_sim.errors import InputError
-from amber_sim.pruning.layer_roles import LINEAR_ROLE_OF_MODULE
+from amber_sim.roles import LINEAR_ROLE_OF_MODULE
 from amber_sim.trace import ModelInfo, Trace
 
 INIT_STD = 0.02                 # transformers' initializer_range for LLaMA and Qwen2

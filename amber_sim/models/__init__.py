@@ -1,7 +1,8 @@
 """Real models (GGUF, local HF directories), bundled architecture configs and the BBC evaluation corpus.
 
-Names are imported lazily, so ``amber_sim.models.architectures`` works without torch; ``load_model`` and
-``find_linear_roles`` need torch and transformers, the corpus needs NumPy and a tokenizer. See docs/models.md.
+Names are imported lazily, so ``amber_sim.models.architectures`` works without torch; ``load_model`` needs
+torch and transformers, the corpus needs NumPy and a tokenizer (a model's linear roles: ``amber_sim.roles``).
+See docs/models.md.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import importlib
 _EXPORTS = {
     "ArchConfig": "architectures", "ARCHITECTURES": "architectures", "get_arch": "architectures",
     "known_architectures": "architectures", "to_hf_config": "architectures",
-    "LoadedModel": "loading", "load_model": "loading", "find_linear_roles": "loading", "known_models": "loading",
+    "LoadedModel": "loading", "load_model": "loading", "known_models": "loading",
     "SPLITS": "corpus", "load_split": "corpus", "token_windows": "corpus", "article_paths": "corpus",
     "split_of": "corpus",
 }

@@ -32,9 +32,9 @@ from amber_sim.errors import InputError
 from amber_sim.patterns import parse_pattern
 from amber_sim.pruning import kernels
 from amber_sim.pruning.criteria import CRITERIA, clact_factors, column_factor
-from amber_sim.pruning.layer_roles import (LINEAR_ROLES, PUBLISHED_SKIP_LAYERS, SKIPPABLE_ROLES,
-                                          paper_rule_sparsifies)
+from amber_sim.pruning.layer_roles import PUBLISHED_SKIP_LAYERS, SKIPPABLE_ROLES, paper_rule_sparsifies
 from amber_sim.pruning.names import MITIGATIONS, POLICIES, PRECISIONS, STATIC_SHIFT_MITIGATIONS
+from amber_sim.roles import LINEAR_ROLES
 
 UNSTRUCTURED_DENSITY = 0.5  # both unstructured bounds keep half of the entries, as 2:4 and 8:16 do
 
@@ -162,8 +162,8 @@ class AmberHandle:
 def find_decoder_linears(model) -> list[tuple[str, int, str, object]]:
     """(name, layer index, role, module) of every q/k/v/o/gate/up/down projection of the decoder layers, in
     module order. Names that are not LLaMA/Qwen2-style, or a layer without all seven, are an InputError
-    listing the linears found (:func:`amber_sim.models.loading.find_linear_roles`)."""
-    from amber_sim.models.loading import find_linear_roles
+    listing the linears found (:func:`amber_sim.roles.find_linear_roles`)."""
+    from amber_sim.roles import find_linear_roles
 
     modules = dict(model.named_modules())
     return [(name, layer, role, modules[name]) for name, (layer, role) in find_linear_roles(model).items()]

@@ -7,10 +7,6 @@ few sensitive layers, published per model (layer indices count from 0).
 
 from __future__ import annotations
 
-LINEAR_ROLES = ("q", "k", "v", "o", "gate", "up", "down")
-# Hugging Face LLaMA/Qwen2 module name (last part) -> role
-LINEAR_ROLE_OF_MODULE = {"q_proj": "q", "k_proj": "k", "v_proj": "v", "o_proj": "o", "gate_proj": "gate",
-                         "up_proj": "up", "down_proj": "down"}
 ALWAYS_DENSE_ROLES = frozenset({"k", "v", "o", "up"})
 ALWAYS_SPARSE_ROLES = frozenset({"down"})
 SKIPPABLE_ROLES = frozenset({"q", "gate"})

@@ -197,6 +197,7 @@ def collect_gradient_factors(model, input_ids, config: AmberConfig) -> dict[str,
     import torch
 
     from amber_sim.pruning.criteria import normalise_by_min
+    from amber_sim.pruning.evaluate import next_token_loss
 
     wanted = {name: module for name, layer, role, module in find_decoder_linears(model) if selected(role, layer, config)}
     sums: dict[str, object] = {}
@@ -218,9 +219,7 @@ def collect_gradient_factors(model, input_ids, config: AmberConfig) -> dict[str,
             p.requires_grad_(False)
         ids = torch.as_tensor(input_ids)
         with torch.enable_grad():
-            logits = model(input_ids=ids).logits[:, :-1].float()
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
-            loss.backward()
+            next_token_loss(model(input_ids=ids).logits, ids).backward()
     finally:
         for hook in hooks:
             hook.remove()
@@ -233,10 +232,10 @@ def mean_token_loss(model, input_ids) -> float:
     """Mean next-token negative log-likelihood (nats) of ``input_ids`` [batch, tokens]."""
     import torch
 
+    from amber_sim.pruning.evaluate import next_token_loss
+
     with torch.no_grad():
-        logits = model(input_ids=input_ids).logits[:, :-1].float()
-        targets = input_ids[:, 1:]
-        return float(torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)))
+        return float(next_token_loss(model(input_ids=input_ids).logits, input_ids))
 
 
 def loss_benefits(model, input_ids, config: AmberConfig, progress: Progress | None = None,

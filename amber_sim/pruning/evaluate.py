@@ -22,6 +22,17 @@ class Accuracy:
     tokens: int
 
 
+def next_token_loss(logits, ids, reduction: str = "mean"):
+    """The next-token negative log-likelihood (nats) of ``ids`` [batch, tokens] under ``logits`` [batch, tokens,
+    vocab]: cross entropy of every position's prediction of the next token, ``mean`` or ``sum`` over them (a
+    torch scalar, differentiable). The one definition the evaluation, the calibration and capture share."""
+    import torch
+
+    predicted = logits[:, :-1].float()
+    return torch.nn.functional.cross_entropy(predicted.reshape(-1, predicted.shape[-1]), ids[:, 1:].reshape(-1),
+                                             reduction=reduction)
+
+
 def _forward_stats(model, windows: np.ndarray, reference_argmax: list | None):
     import torch
 
@@ -29,11 +40,10 @@ def _forward_stats(model, windows: np.ndarray, reference_argmax: list | None):
     with torch.no_grad():
         for index, window in enumerate(windows):
             ids = torch.as_tensor(window, dtype=torch.long).unsqueeze(0)
-            logits = model(input_ids=ids).logits[0, :-1].float()
-            targets = ids[0, 1:]
-            nll_sum += float(torch.nn.functional.cross_entropy(logits, targets, reduction="sum"))
-            predicted += targets.numel()
-            top1 = logits.argmax(dim=-1)
+            logits = model(input_ids=ids).logits
+            nll_sum += float(next_token_loss(logits, ids, "sum"))
+            predicted += ids.shape[1] - 1
+            top1 = logits[0, :-1].float().argmax(dim=-1)
             argmaxes.append(top1)
             if reference_argmax is not None:
                 agree += int((top1 == reference_argmax[index]).sum())

@@ -11,6 +11,10 @@ Mitigations (arXiv 2509.22166), applied around the N:M selection of each token r
 - ``variance-correction``: the kept values are rescaled by std(x) / std(pruned) (population std over
   the row, zeros included) so the row's variance matches the dense row's;
 - ``median-shift+variance-correction``: both, the variance measured on the shifted row.
+- ``learnable-shift`` / ``learnable-scale-shift``: the input is masked as without a mitigation, and a forward
+  hook corrects the linear's output on the same calls, y' = a ⊙ y + b per output channel (a = 1 for the shift
+  only), with a and b trained on calibration tokens (:mod:`amber_sim.pruning.learnable`) and passed in
+  ``CalibrationStats.output_corrections``.
 
 Precision ``w8a8`` (Outstanding-sparse, arXiv 2509.22166; docs/pruning.md): every decoder linear gets int8
 per-output-channel weights and int8 per-token dynamic activations (fake quant, :mod:`amber_sim.pruning.quant`);
@@ -33,20 +37,33 @@ from amber_sim.patterns import parse_pattern
 from amber_sim.pruning import kernels
 from amber_sim.pruning.criteria import CRITERIA, clact_factors, column_factor
 from amber_sim.pruning.layer_roles import PUBLISHED_SKIP_LAYERS, SKIPPABLE_ROLES, paper_rule_sparsifies
-from amber_sim.pruning.names import MITIGATIONS, POLICIES, PRECISIONS, STATIC_SHIFT_MITIGATIONS
+from amber_sim.pruning.names import (LEARNABLE_MITIGATIONS, MITIGATIONS, POLICIES, PRECISIONS,
+                                     STATIC_SHIFT_MITIGATIONS)
 from amber_sim.roles import LINEAR_ROLES
 
 UNSTRUCTURED_DENSITY = 0.5  # both unstructured bounds keep half of the entries, as 2:4 and 8:16 do
 
 
 @dataclass(frozen=True)
+class OutputCorrection:
+    """A learnable mitigation's correction of one pruned linear's output, y' = scale ⊙ y + shift per output
+    channel: ``shift`` float32 [N_out], ``scale`` float32 [N_out] or None (``learnable-shift``: scale 1)."""
+
+    scale: np.ndarray | None
+    shift: np.ndarray
+
+
+@dataclass(frozen=True)
 class CalibrationStats:
     """Per-linear numbers measured on calibration tokens that some configurations need (name → array):
-    ``activation_absmax`` max|X_:,j| (w8a8 smoothing, the scaling mitigation; collect_activation_absmax) and
-    ``gradient_factors`` mean |∂L/∂x_:,j| (the gradient criterion; calibrate.collect_gradient_factors)."""
+    ``activation_absmax`` max|X_:,j| (w8a8 smoothing, the scaling mitigation; collect_activation_absmax),
+    ``gradient_factors`` mean |∂L/∂x_:,j| (the gradient criterion; calibrate.collect_gradient_factors) and
+    ``output_corrections`` name → :class:`OutputCorrection` (the learnable mitigations;
+    learnable.train_output_corrections)."""
 
     activation_absmax: dict | None = None
     gradient_factors: dict | None = None
+    output_corrections: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +108,9 @@ class AmberConfig:
             if (not isinstance(item, tuple) or len(item) != 2 or not isinstance(item[0], int)
                     or item[1] not in SKIPPABLE_ROLES):
                 raise InputError("amber config", "skip_linears", f"expected (layer, 'q' or 'gate') pairs, got {item!r}")
+        if self.mitigation in LEARNABLE_MITIGATIONS and self.precision == "w8a8" and pattern.kind != "dense":
+            raise InputError("amber config", "mitigation", f"{self.mitigation} is trained on fp16 outputs; it is not "
+                             "offered with precision w8a8 (use fp16, or another mitigation with w8a8)")
         if self.policy == "calibrated" and self.skip_layers is None and pattern.kind != "dense":  # dense: no mask
             raise InputError("amber config", "skip_layers", "the calibrated policy needs the skip list that "
                              "calibrate_skip_layers() returns")
@@ -268,7 +288,8 @@ def _mask_rows(rows, config: AmberConfig, factor, name: str):
     """
     import torch
 
-    if config.mitigation in ("none", "scaling"):  # scaling lives in the factor (make_linear_pruner)
+    # scaling lives in the factor (make_linear_pruner); a learnable mitigation corrects the output (apply_amber)
+    if config.mitigation in ("none", "scaling") or config.mitigation in LEARNABLE_MITIGATIONS:
         sparse, stats = _kernel_mask(rows, config, factor, name)
         return sparse, None, stats
     work = rows.to(torch.float32)  # no copy for float32 input (not modified below)
@@ -378,6 +399,29 @@ class LinearPruner:
         if shift is not None:
             sparse = sparse + shift
         return sparse.to(x.dtype).reshape(x.shape).to(x.device), stats
+
+
+def output_correction(calibration: CalibrationStats | None, name: str, channels: int, mitigation: str):
+    """The trained output correction of linear ``name`` as float32 torch tensors (scale or None, shift [channels]);
+    InputError naming the layer when calibration holds none (or one of another shape or mitigation)."""
+    import torch
+
+    corrections = calibration.output_corrections if calibration is not None else None
+    if not corrections or name not in corrections:
+        raise InputError(f"layer {name}", "output_corrections", f"mitigation {mitigation!r} needs this linear's "
+                         "trained output correction; train it for the run's pruned linears with "
+                         "learnable.train_output_corrections (or resolve the run with policy.Calibrator)")
+    correction = corrections[name]
+    shift = np.asarray(correction.shift, dtype=np.float32)
+    scale = None if correction.scale is None else np.asarray(correction.scale, dtype=np.float32)
+    if shift.shape != (channels,) or (scale is not None and scale.shape != (channels,)):
+        raise InputError(f"layer {name}", "output_corrections", f"expected shape ({channels},), got "
+                         f"{shift.shape}" + ("" if scale is None else f" and {scale.shape}"))
+    if (scale is None) != (mitigation == "learnable-shift"):
+        raise InputError(f"layer {name}", "output_corrections", f"{mitigation!r} expects "
+                         f"{'a shift only' if mitigation == 'learnable-shift' else 'a scale and a shift'}, got "
+                         f"{'a shift only' if scale is None else 'a scale and a shift'}")
+    return (None if scale is None else torch.from_numpy(scale.copy())), torch.from_numpy(shift.copy())
 
 
 def _absmax_for(activation_absmax, name: str, channels: int) -> np.ndarray:
@@ -521,6 +565,10 @@ def apply_amber(model, config: AmberConfig, activation_absmax=None,
     versions until ``remove()``; activations quantised per token in prefill and decode), and the pruned
     ones are also inverse-smoothed, which needs ``activation_absmax`` (:func:`collect_activation_absmax`
     on calibration text). lm_head is never touched.
+
+    A learnable mitigation also registers a forward hook on each pruned linear that corrects its output,
+    y' = a ⊙ y + b (``calibration.output_corrections``; y includes the linear's bias), in y's dtype, on exactly
+    the calls whose input was masked (prefill, not decode, not bypassed).
     """
     config = config.validated()
     if calibration is not None and activation_absmax is None:
@@ -534,6 +582,10 @@ def apply_amber(model, config: AmberConfig, activation_absmax=None,
         raise InputError("apply_amber", "activation_absmax", f"{'precision w8a8' if w8a8 else 'the scaling mitigation'} "
                          "with pruning needs the per-input-channel max|X| from calibration text: "
                          "collect_activation_absmax(model, ids)")
+    corrections = {}
+    if config.mitigation in LEARNABLE_MITIGATIONS:  # every pruned linear needs its correction: refuse before hooking
+        corrections = {name: output_correction(calibration, name, module.out_features, config.mitigation)
+                       for name, layer, role, module in linears if selected(role, layer, config)}
     try:
         for name, layer, role, module in linears:
             masks = selected(role, layer, config)
@@ -550,9 +602,12 @@ def apply_amber(model, config: AmberConfig, activation_absmax=None,
                 handle._swapped.append((module, module.weight))
                 module.weight = torch.nn.Parameter(pruner.effective_weight, requires_grad=False)
 
-            def hook(_module, args, *, _name=name, _pruner=pruner, _stats=stats):
+            masked = [False]  # whether this call's input was masked: the output correction applies then only
+
+            def hook(_module, args, *, _name=name, _pruner=pruner, _stats=stats, _masked=masked):
                 x = args[0]
                 mask = _stats is not None and not _is_decode(x) and _name not in handle.bypass  # decode stays dense
+                _masked[0] = mask
                 if not mask and not w8a8:
                     return None
                 seen, result = _pruner(x, mask=mask)
@@ -561,6 +616,19 @@ def apply_amber(model, config: AmberConfig, activation_absmax=None,
                 return (seen,) + tuple(args[1:])
 
             handle._hooks.append(module.register_forward_pre_hook(hook))
+            if name in corrections:
+                scale, shift = corrections[name]
+
+                def correct(_module, _args, output, *, _scale=scale, _shift=shift, _masked=masked):
+                    if not _masked[0]:
+                        return None
+                    _masked[0] = False
+                    b = _shift.to(device=output.device, dtype=output.dtype)
+                    if _scale is None:
+                        return output + b
+                    return output * _scale.to(device=output.device, dtype=output.dtype) + b
+
+                handle._hooks.append(module.register_forward_hook(correct))
     except BaseException:
         handle.remove()
         raise
@@ -578,6 +646,6 @@ def sparsified_linear_flop_share(model, config: AmberConfig) -> float:
     return pruned / total if total else 0.0
 
 
-__all__ = ["AmberConfig", "AmberHandle", "LayerStats", "LinearPruner", "PRECISIONS", "apply_amber",
-           "collect_activation_absmax", "find_decoder_linears", "make_linear_pruner", "prune_activation",
-           "selected", "sparsified_linear_flop_share", "SKIPPABLE_ROLES"]
+__all__ = ["AmberConfig", "AmberHandle", "CalibrationStats", "LayerStats", "LinearPruner", "OutputCorrection",
+           "PRECISIONS", "apply_amber", "collect_activation_absmax", "find_decoder_linears", "make_linear_pruner",
+           "output_correction", "prune_activation", "selected", "sparsified_linear_flop_share", "SKIPPABLE_ROLES"]

@@ -42,3 +42,30 @@ def test_a_static_shift_costs_a_fraction_of_the_per_token_one(config):
                                         mitigation_op(LINEAR, "static-median-shift", 2.0)))
     assert static.cycles < 0.1 * dynamic.cycles
     assert static.kernel_overhead_cycles == 0 and static.other_bytes == 0
+
+
+def test_golden_learnable_output_corrections():
+    """A learnable correction works on the linear's OUTPUT in the GEMM's epilogue: M·N = 2048·576 elements,
+    1 op each (y + b) or 2 (a·y + b, a multiply-add), on chip on both sides (no bytes, no kernel of its own),
+    sparse overhead, with its linear's producer."""
+    outputs = 2048 * 576
+    for mitigation, ops in (("learnable-shift", 1.0), ("learnable-scale-shift", 2.0)):
+        op = mitigation_op(LINEAR, mitigation, 2.0)
+        assert (op.name, op.kind, op.role) == ("l.mitigation", "vector", "mitigation")
+        assert (op.elements, op.ops_per_element, op.bytes_in, op.bytes_out) == (outputs, ops, 0, 0)
+        assert (op.input_from, op.output_to, op.sparse_overhead, op.producer) == ("on_chip", "on_chip", True, "silu")
+
+
+@pytest.mark.parametrize("config", ["ascend_like.yaml", "a100_like.yaml"])
+def test_a_learnable_correction_is_nearly_free(config):
+    """On the modelled hardware the epilogue's multiply-add costs under 5% of its own sparse GEMM's cycles (2.5% on
+    ascend_like, 0.2% on a100_like here) and under a tenth of the per-token median shift, with no traffic and no
+    kernel overhead; the shift alone costs half of the scale and shift."""
+    hw = load_hardware(HW_CONFIG_DIR / config)
+    linear, shift, scale_shift, dynamic = simulate_ops(hw, (LINEAR, mitigation_op(LINEAR, "learnable-shift", 2.0),
+                                                            mitigation_op(LINEAR, "learnable-scale-shift", 2.0),
+                                                            mitigation_op(LINEAR, "median-shift", 2.0)))
+    assert scale_shift.cycles < 0.05 * linear.cycles and scale_shift.cycles < 0.1 * dynamic.cycles
+    assert shift.cycles <= scale_shift.cycles <= 2 * shift.cycles
+    for result in (shift, scale_shift):
+        assert result.kernel_overhead_cycles == 0 and result.other_bytes == 0

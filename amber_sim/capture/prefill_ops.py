@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from amber_sim.pruning.names import LEARNABLE_MITIGATIONS
 from amber_sim.trace import ModelConfig, Op
 
 # Operations per element, counted as scalar fp operations of a straightforward implementation.
@@ -38,6 +39,8 @@ MEDIAN_SHIFT_OPS_PER_ELEMENT = 4.0         # per-row median by selection (~3 com
 VARIANCE_CORRECTION_OPS_PER_ELEMENT = 5.0  # sum and sum of squares of the dense and of the kept row, rescale
 MEDIAN_CORRECTION_OPS_PER_OUTPUT = 2.0     # y += η · rowsum(W): one multiply-add per output element
 STATIC_SHIFT_OPS_PER_ELEMENT = 1.0         # subtract the calibrated η (its η · rowsum(W) is a constant bias)
+# Learnable output corrections, per OUTPUT element, in the GEMM's epilogue: y + b, or a·y + b (multiply-add).
+LEARNABLE_OPS_PER_OUTPUT = {"learnable-shift": 1.0, "learnable-scale-shift": 2.0}
 
 # A run's precision → (what its linears multiply, bytes per operand element): W8A8 runs int8 linears.
 LINEAR_FORMATS = {"fp16": ("fp16", 2.0), "w8a8": ("int8", 1.0)}
@@ -98,9 +101,15 @@ def mitigation_op(linear: Op, mitigation: str, act_bytes: float) -> Op | None:
     activation are fused into the sparsifier's pass and not counted again. A static median shift alone
     is one subtraction per element inside the producer's pass (on chip: no traffic, no kernel of its own):
     its η is a calibrated constant and η·rowsum(W) a constant vector folded into the linear's bias.
+    A learnable correction (y' = a ⊙ y + b per output channel) is 1 (shift) or 2 (scale and shift) ops per
+    OUTPUT element (M·N) in the GEMM's epilogue: on chip on both sides, no traffic, no kernel of its own.
     """
     if mitigation in ("none", "scaling") or not linear.is_sparse:  # scaling: 1/s folds into the producer's weights
         return None
+    if mitigation in LEARNABLE_MITIGATIONS:
+        return _vector(f"{linear.name}.mitigation", linear.layer, "mitigation", linear.M * linear.N,
+                       LEARNABLE_OPS_PER_OUTPUT[mitigation], 0, 0, producer=linear.producer, input_from="on_chip",
+                       output_to="on_chip", sparse_overhead=True)
     if mitigation == "static-median-shift":
         elements = linear.M * linear.K
         return _vector(f"{linear.name}.mitigation", linear.layer, "mitigation", elements,
@@ -156,12 +165,15 @@ def decoder_layer_ops(config: ModelConfig, layer: int, tokens: int, choose: Line
     hidden_elements = tokens * hidden
 
     def linear(role: str, producer: Op) -> list[Op]:
-        """The linear op reading ``producer``'s output, preceded by its mitigation's vector op when it has one."""
+        """The linear op reading ``producer``'s output, preceded by its mitigation's vector op when it has one
+        (followed by it for a learnable output correction, which runs in the GEMM's epilogue)."""
         k, n = shapes[role]
         choice = choose(layer, role, tokens, k, n)
         op = linear_op(layer, role, tokens, k, n, choice, precision, producer.name)
         extra = mitigation_op(op, choice.mitigation, act_bytes)
-        return [op] if extra is None else [extra, op]
+        if extra is None:
+            return [op]
+        return [op, extra] if choice.mitigation in LEARNABLE_MITIGATIONS else [extra, op]
 
     def rmsnorm(name: str) -> Op:
         return _vector(f"{prefix}.{name}", layer, "rmsnorm", hidden_elements, RMSNORM_OPS_PER_ELEMENT,

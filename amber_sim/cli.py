@@ -523,7 +523,9 @@ def add_eval(subparsers) -> None:
     parser.add_argument("--patterns", default="8:16,2:4", help="comma-separated")
     parser.add_argument("--criteria", default="amber", help="comma-separated: " + ", ".join(CRITERIA))
     parser.add_argument("--mitigations", default="none", help="comma-separated: " + ", ".join(MITIGATIONS)
-                        + " (static-median-shift: one η per linear, measured on --calibration-tokens)")
+                        + " (static-median-shift: one η per linear, measured on --calibration-tokens; learnable-*: "
+                        "a per-channel output shift (and scale) per pruned linear, trained on them and cached; fp16 "
+                        "only)")
     parser.add_argument("--policy", default="amber-paper", help="comma-separated: " + ", ".join(POLICIES))
     parser.add_argument("--precision", default="fp16",
                         help="comma-separated: fp16 (pruned activations only) or w8a8 (Outstanding-sparse: int8 "

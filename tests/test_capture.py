@@ -193,6 +193,9 @@ def test_run_specs_put_dense_fp16_first_and_need_it():
     (["--init", "random", "--policy", "calibrated"], "calibrated needs pretrained weights"),
     (["--criterion", "wanda"], "--criterion: expected one of magnitude, amber"),
     (["--mitigation", "shift"], "--mitigation: expected one of none, median-shift"),
+    (["--init", "random", "--model", "llama-3.1-8b", "--mitigation", "learnable-shift"],
+     "learnable-shift is measured on calibration text"),
+    (["--mitigation", "learnable-scale-shift", "--precision", "fp16,w8a8"], "not offered with --precision w8a8"),
 ])
 def test_bad_capture_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):
     out = tmp_path / "t.json"

@@ -1,8 +1,12 @@
 """The learnable mitigations (learnable-shift, learnable-scale-shift): a per-output-channel correction
 y' = a ⊙ y + b of each pruned linear's output, trained with AdamW against the dense output on calibration tokens
-(amber_sim.pruning.learnable) and applied by apply_amber's forward hooks (docs/pruning.md)."""
+(amber_sim.pruning.learnable), applied by apply_amber's forward hooks, stored on disk by policy.Calibrator,
+offered by eval and capture (docs/pruning.md)."""
 
 from __future__ import annotations
+
+import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -249,3 +253,135 @@ def test_the_trained_shift_gives_the_dense_channel_means(tiny_llama, ids):
         weight = modules[name].weight.detach()
         corrected = pruned @ weight.t() + torch.from_numpy(correction.shift)
         assert torch.allclose(corrected.mean(0), (x @ weight.t()).mean(0), atol=1e-4), name
+
+
+# ---------------------------------------------------------------- (d) the on-disk cache
+
+def test_calibrator_stores_reuses_and_keys_the_corrections(tiny_llama, ids, tmp_path, monkeypatch):
+    from amber_sim.pruning.policy import Calibrator, needs_calibration
+
+    monkeypatch.setenv("AMBER_SIM_CACHE", str(tmp_path))
+    calls = {"train": 0}
+    original = learnable.train_output_corrections
+
+    def counting(*args, **kwargs):
+        calls["train"] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(learnable, "train_output_corrections", counting)
+    settings = LearnSettings(**FEW)
+    config = _config("learnable-scale-shift")
+    assert needs_calibration(config)
+    resolved, stats = Calibrator(tiny_llama, ids, learning=settings).resolve(config)
+    files = sorted((tmp_path / "learned").glob("*.npz"))
+    assert calls["train"] == 1 and len(files) == 1 and len(stats.output_corrections) == 9
+    assert resolved.mitigation == "learnable-scale-shift"
+
+    fresh = Calibrator(tiny_llama, ids, learning=settings)  # a later eval/capture: nothing in memory
+    _, reused = fresh.resolve(config)
+    assert calls["train"] == 1 and fresh.learned_log[-1]["trained"] is False
+    for name, correction in stats.output_corrections.items():
+        assert np.array_equal(correction.shift, reused.output_corrections[name].shift)
+        assert np.array_equal(correction.scale, reused.output_corrections[name].scale)
+    fresh.resolve(config)  # in memory: no file read, no training
+    assert calls["train"] == 1 and len(fresh.learned_log) == 1
+
+    fresh.resolve(dataclasses.replace(config, pattern="8:16"))  # another masking
+    fresh.resolve(dataclasses.replace(config, mitigation="learnable-shift"))
+    fresh.resolve(config, "output-error")  # same: memory
+    Calibrator(tiny_llama, ids, learning=dataclasses.replace(settings, steps=61)).resolve(config)  # hyper-parameter
+    Calibrator(tiny_llama, ids[:, :20], learning=settings).resolve(config)  # other calibration tokens
+    assert calls["train"] == 5 and len(list((tmp_path / "learned").glob("*.npz"))) == 5
+    identity = json.loads(str(np.load(files[0])["identity"]))
+    assert identity["training"] == dataclasses.asdict(settings) and identity["pattern"] == "2:4"
+    assert identity["pruned"][0] == "model.layers.0.self_attn.q_proj"
+    files[0].write_bytes(b"not a zip")  # a damaged file is retrained and rewritten
+    _, repaired = Calibrator(tiny_llama, ids, learning=settings).resolve(config)
+    name = "model.layers.2.mlp.down_proj"
+    assert calls["train"] == 6 and np.array_equal(repaired.output_corrections[name].shift,
+                                                  stats.output_corrections[name].shift)
+
+
+def test_a_calibrated_policy_trains_for_its_final_skip_list(tiny_llama, ids, tmp_path, monkeypatch):
+    from amber_sim.pruning.policy import Calibrator
+
+    monkeypatch.setenv("AMBER_SIM_CACHE", str(tmp_path))
+    config = AmberConfig(pattern="2:4", criterion="magnitude", policy="calibrated", mitigation="learnable-shift")
+    resolved, stats = Calibrator(tiny_llama, ids, learning=LearnSettings(**FEW)).resolve(config, "output-error", 0.4)
+    assert resolved.skip_layers  # something skipped at this share
+    expected = {name for name, layer, role, _m in find_decoder_linears(tiny_llama) if selected(role, layer, resolved)}
+    assert set(stats.output_corrections) == expected
+    with apply_amber(tiny_llama, resolved, calibration=stats) as handle, torch.no_grad():
+        tiny_llama(input_ids=ids)
+    assert set(handle.stats) == expected
+
+
+# ---------------------------------------------------------------- (e) eval and capture from the command line
+
+def _byte_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    vocab = {symbol: index for index, symbol in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=backend)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny LLaMA directory (2 layers, hidden 64, byte tokenizer) and a cache folder for its corpus tokens."""
+    torch_stack.importorskip("tokenizers")
+    root = tmp_path_factory.mktemp("learnable")
+    config = transformers.LlamaConfig(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                                      num_key_value_heads=2, vocab_size=256, max_position_embeddings=256)
+    torch.manual_seed(0)
+    transformers.LlamaForCausalLM(config).save_pretrained(root / "tiny-llama")
+    _byte_tokenizer().save_pretrained(root / "tiny-llama")
+    return root
+
+
+def test_eval_accepts_the_learnable_mitigations_and_stores_their_corrections(checkpoint, tmp_path, monkeypatch):
+    from amber_sim.cli import main
+
+    monkeypatch.setenv("AMBER_SIM_CACHE", str(checkpoint / "cache"))
+    out = tmp_path / "eval"
+    argv = ["eval", "--model", str(checkpoint / "tiny-llama"), "--seq-len", "32", "--patterns", "2:4",
+            "--criteria", "amber-robust", "--mitigations", "none,learnable-shift,learnable-scale-shift",
+            "--calibration-tokens", "64", "--out", str(out)]
+    assert main(argv) == 0
+    rows = {row["mitigation"]: row for row in json.loads((out / "accuracy.json").read_text())["rows"]}
+    assert set(rows) == {"none", "learnable-shift", "learnable-scale-shift"}
+    assert len({rows[m]["perplexity"] for m in rows}) == 3  # the corrections change the outputs
+    assert len(list((checkpoint / "cache" / "learned").glob("*.npz"))) == 2
+    with pytest.MonkeyPatch.context() as patch:  # a second eval reuses both files
+        patch.setattr(learnable, "train_output_corrections", lambda *a, **k: pytest.fail("trained again"))
+        assert main([*argv[:-1], str(tmp_path / "again")]) == 0
+    again = {row["mitigation"]: row for row in json.loads((tmp_path / "again" / "accuracy.json").read_text())["rows"]}
+    assert all(again[m]["perplexity"] == rows[m]["perplexity"] for m in rows)
+    assert main([*argv[:10], "learnable-shift", "--precision", "w8a8", "--out", str(tmp_path / "w8a8")]) == 2
+
+
+def test_capture_records_the_correction_in_the_epilogue(checkpoint, tmp_path, monkeypatch):
+    from amber_sim.cli import main
+    from amber_sim.trace import load_trace
+
+    monkeypatch.setenv("AMBER_SIM_CACHE", str(checkpoint / "cache"))
+    out = tmp_path / "t.json"
+    assert main(["capture", "--model", str(checkpoint / "tiny-llama"), "--seq-len", "16", "--patterns", "dense,2:4",
+                 "--mitigation", "learnable-scale-shift", "--calibration-tokens", "64",
+                 "--created", "2026-01-01T00:00:00+00:00", "--out", str(out)]) == 0
+    trace = load_trace(out)
+    sparse = trace.runs[1]
+    names = [op.name for op in sparse.ops]
+    corrections = [op for op in sparse.ops if op.role == "mitigation"]
+    linears = {op.name: op for op in sparse.ops if op.kind == "linear" and op.is_sparse}
+    assert len(corrections) == len(linears) == 6
+    for op in corrections:
+        linear = linears[op.name.removesuffix(".mitigation")]
+        assert names.index(op.name) == names.index(linear.name) + 1  # right after its GEMM: the epilogue
+        assert (op.elements, op.ops_per_element, op.bytes_in, op.bytes_out) == (linear.M * linear.N, 2.0, 0, 0)
+        assert (op.input_from, op.output_to, op.sparse_overhead, op.producer) == ("on_chip", "on_chip", True,
+                                                                                  linear.producer)
+    assert "Learned output corrections (learnable-scale-shift" in trace.capture.notes
+    assert "from 64 calibration tokens" in trace.capture.notes

@@ -94,8 +94,8 @@ def run_specs(spec: CaptureSpec) -> list[RunSpec]:
 
 
 def check_spec(spec: CaptureSpec) -> None:
-    from amber_sim.pruning.names import (CALIBRATED_CRITERIA, CALIBRATION_METRICS, CRITERIA, MITIGATIONS, POLICIES,
-                                         STATIC_SHIFT_MITIGATIONS)
+    from amber_sim.pruning.names import (CALIBRATED_CRITERIA, CALIBRATION_METRICS, CRITERIA, LEARNABLE_MITIGATIONS,
+                                         MITIGATIONS, POLICIES, STATIC_SHIFT_MITIGATIONS)
 
     for name, value, allowed in (("--init", spec.init, INITS), ("--policy", spec.policy, POLICIES),
                                  ("--criterion", spec.criterion, CRITERIA),
@@ -103,11 +103,16 @@ def check_spec(spec: CaptureSpec) -> None:
         if value not in allowed:
             raise InputError(name, None, f"expected one of {', '.join(allowed)}, got {value!r}")
     if spec.init == "random" and (spec.criterion in CALIBRATED_CRITERIA or spec.mitigation == "scaling"
-                                  or spec.mitigation in STATIC_SHIFT_MITIGATIONS):
+                                  or spec.mitigation in STATIC_SHIFT_MITIGATIONS
+                                  or spec.mitigation in LEARNABLE_MITIGATIONS):
         what = (f"--criterion {spec.criterion}" if spec.criterion in CALIBRATED_CRITERIA
                 else f"--mitigation {spec.mitigation}")
         raise InputError(what.split()[0], None, f"{what.split()[1]} is measured on calibration text, which a "
                          "random-init capture does not read; use a pretrained model")
+    if (spec.mitigation in LEARNABLE_MITIGATIONS and "w8a8" in spec.precisions
+            and any(parse_pattern(text, "--patterns").kind != "dense" for text in spec.patterns)):
+        raise InputError("--mitigation", None, f"{spec.mitigation} is trained on fp16 outputs; it is not offered "
+                         "with --precision w8a8 (capture it at fp16, or use another mitigation with w8a8)")
     if spec.tokenizer is not None and spec.init == "random":
         raise InputError("--tokenizer", None, "applies to pretrained captures only (a random-init capture "
                          "tokenizes no text: its inputs are drawn at random)")

@@ -95,6 +95,11 @@ def _measured(config, calibration) -> set[str]:
         found.add("Gradient-criterion factors (mean |dL/dx| per channel)")
     if config.static_shifts:
         found.add("Static median shifts (one η per pruned linear)")
+    if calibration.output_corrections is not None:
+        what = "scale a and shift b" if config.mitigation == "learnable-scale-shift" else "shift b"
+        found.add(f"Learned output corrections ({config.mitigation}: a per-output-channel {what} of each pruned "
+                  f"linear's output, AdamW against the dense output, {len(calibration.output_corrections)} linears; "
+                  "stored under the cache's learned/ folder and reused)")
     return found
 
 

@@ -306,6 +306,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     if args.simulator == "hardware":
         return cmd_validate_hardware(args)
+    if args.simulator == "collectives":
+        return cmd_validate_collectives(args)
 
     from rich.table import Table
 
@@ -358,13 +360,41 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if within else 1
 
 
+def cmd_validate_collectives(args: argparse.Namespace) -> int:
+    """The collective model against published nccl-tests measurements (docs/validation.md)."""
+    from rich.table import Table
+
+    from amber_sim.paths import VALIDATION_DIR
+    from amber_sim.validate.collectives import (COLLECTIVE_TARGET, compare_collectives, load_nccl_measurements,
+                                                series_stats, worst_targeted_error)
+
+    path = Path(args.set) if args.set else VALIDATION_DIR / "nccl_measurements.csv"
+    comparisons = compare_collectives(load_nccl_measurements(path))
+    console = _console()
+    table = Table(title=f"collectives against published nccl-tests tables ({path.name}): time per call",
+                  title_justify="left")
+    for name in ("series", "config", "points", "mean |error|", "max |error|", "targeted"):
+        table.add_column(name, justify="right" if name in ("points", "mean |error|", "max |error|") else "left")
+    for row in series_stats(comparisons):
+        table.add_row(row.series, row.config, str(row.points), _pct(row.mean_abs_error), _pct(row.max_abs_error),
+                      "yes" if row.targeted else "no (NVLink SHARP active)")
+    console.print(table)
+    worst = worst_targeted_error(comparisons)
+    met = worst is not None and worst <= COLLECTIVE_TARGET
+    console.print(f"target: every collective from 1 MiB to 1 GiB within {COLLECTIVE_TARGET:.0%}: worst "
+                  f"{'n/a' if worst is None else _pct(worst)}: {'met' if met else 'NOT met'}")
+    return 0 if met else 1
+
+
 def add_validate(subparsers) -> None:
     parser = subparsers.add_parser("validate", help="compare the model with SCALE-Sim v3 (scalesim) or with published "
                                                     "GPU measurements (hardware)")
-    parser.add_argument("simulator", choices=("scalesim", "hardware"),
+    parser.add_argument("simulator", choices=("scalesim", "hardware", "collectives"),
                         help="scalesim: the systolic rules against SCALE-Sim; hardware: GEMM times and 2:4 speedups "
-                             "against published A100/H100 measurements")
-    parser.add_argument("--set", help="hardware: measurement CSV (default validation/gpu_gemm_measurements.csv)")
+                             "against published A100/H100 measurements; collectives: the collective model against "
+                             "published nccl-tests tables")
+    parser.add_argument("--set", help="hardware / collectives: measurement CSV (default "
+                        "validation/gpu_gemm_measurements.csv / validation/nccl_measurements.csv)")
     parser.add_argument("--vector-set", help="hardware: vector-kernel CSV (default validation/gpu_vector_measurements.csv)")
     parser.add_argument("--write-summary", action="store_true",
                         help="hardware: rewrite amber_sim/validate/hardware_summary.json, the errors reports quote")

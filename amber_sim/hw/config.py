@@ -163,6 +163,8 @@ class SystemConfig:
     link_bandwidth_gb_s: float = spec("bandwidth of one link in one direction, GB/s (10⁹ bytes per second)", gt=0)
     links_per_chip: int = spec("links of one chip (all of them are used at once by the collectives)", gt=0, le=1024)
     latency_us: float = spec("latency of one step of a collective algorithm (a message across a link), µs", ge=0)
+    sustained_fraction: float = spec("fraction of the links' bandwidth a collective library sustains (protocol "
+                                     "headers, flow control); 1 moves at the line rate", default=1.0, gt=0, le=1)
     in_switch_reduction: bool = spec("the switch reduces in the network (NVLink SHARP): an all-reduce sends and "
                                      "receives each byte once; switch topology only", default=False)
 

@@ -3,7 +3,8 @@
 A collective over p chips moves a buffer of ``message_bytes`` (the whole, unsharded tensor: an all-reduce's
 input on every chip, an all-gather's output, a reduce-scatter's input). Each chip sends and receives over its
 links at B = links_per_chip × link_bandwidth (bytes/s per direction; every algorithm here spreads its traffic
-over all of a chip's links), and every step of an algorithm costs the per-step latency α:
+over all of a chip's links; times ``sustained_fraction``, the share of the line rate the library sustains), and
+every step of an algorithm costs the per-step latency α:
 
 | algorithm | all-reduce | all-gather / reduce-scatter | where |
 |---|---|---|---|
@@ -42,8 +43,9 @@ class CollectiveCost:
 
 
 def chip_bandwidth_bytes_s(system: SystemConfig) -> float:
-    """B: what one chip sends (and receives) per second over all its links, one direction."""
-    return system.links_per_chip * system.link_bandwidth_gb_s * 1e9
+    """B: what one chip sends (and receives) per second over all its links, one direction, at the fraction of the
+    line rate the collective library sustains."""
+    return system.links_per_chip * system.link_bandwidth_gb_s * 1e9 * system.sustained_fraction
 
 
 def available_algorithms(system: SystemConfig, collective: str) -> tuple[str, ...]:

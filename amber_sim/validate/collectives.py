@@ -154,3 +154,91 @@ def inconsistent_rows(rows: list[NcclMeasurement]) -> list[NcclMeasurement]:
     """The rows whose algbw is not bytes / time, or whose busbw is not nccl-tests' factor × algbw, within the
     rounding of their printed digits (:func:`consistency_problems` says how)."""
     return [m for m in rows if consistency_problems(m)]
+
+
+# ---------------------------------------------------------------- replay against the collective model
+
+# GPU name prefix (as nccl-tests prints it) -> the bundled config whose `system` section models its node.
+GPU_CONFIGS = {"A100": "a100_like.yaml", "H100": "h100_like.yaml"}
+COLLECTIVE_TARGET = 0.15  # issue: collective times within 15% of the published measurements, 1 MB to 1 GB
+
+
+@dataclass(frozen=True)
+class CollectiveComparison:
+    measurement: NcclMeasurement
+    config: str
+    predicted_us: float
+    algorithm: str
+
+    @property
+    def error(self) -> float:
+        """predicted / measured time − 1."""
+        return self.predicted_us / self.measurement.time_us - 1.0
+
+    @property
+    def targeted(self) -> bool:
+        """Rows the target applies to: NVLink SHARP active (nvls = yes) is another algorithm than the configs'
+        (no in-switch reduction), reported apart."""
+        return self.measurement.nvls != "yes"
+
+
+def config_for_gpu(gpu: str) -> str | None:
+    matches = [prefix for prefix in GPU_CONFIGS if gpu.upper().startswith(prefix)]
+    return GPU_CONFIGS[max(matches, key=len)] if matches else None
+
+
+def compare_collectives(rows: list[NcclMeasurement], configs: dict | None = None) -> list[CollectiveComparison]:
+    """Every row whose GPU has a config with a ``system`` section, replayed through sim.collectives."""
+    from amber_sim.hw.config import load_hardware
+    from amber_sim.paths import HW_CONFIG_DIR
+    from amber_sim.sim.collectives import collective_cost
+
+    configs = dict(configs or {})
+    out = []
+    for m in rows:
+        name = config_for_gpu(m.gpu)
+        if name is None:
+            continue
+        if name not in configs:
+            configs[name] = load_hardware(HW_CONFIG_DIR / name)
+        system = configs[name].system
+        if system is None or m.chips > system.chips:
+            continue
+        cost = collective_cost(system, m.collective, m.bytes, chips=m.chips)
+        out.append(CollectiveComparison(m, name, cost.seconds * 1e6, cost.algorithm))
+    return out
+
+
+def fit_two_point(small: NcclMeasurement, large: NcclMeasurement, steps: int,
+                  link_bandwidth_bytes_s: float) -> tuple[float, float]:
+    """(per-step latency α in µs, sustained fraction of the line rate) that make t = steps·α + bytes_sent / (f·B)
+    pass exactly through two measurements of one collective (bytes_sent = the bus factor × size)."""
+    sent_small, sent_large = small.bus_factor * small.bytes, large.bus_factor * large.bytes
+    bandwidth = (sent_large - sent_small) / ((large.time_us - small.time_us) * 1e-6)
+    alpha_us = (small.time_us * 1e-6 - sent_small / bandwidth) / steps * 1e6
+    return alpha_us, bandwidth / link_bandwidth_bytes_s
+
+
+@dataclass(frozen=True)
+class SeriesStats:
+    series: str            # the row ids without their size: one system, launch and collective
+    config: str
+    points: int
+    mean_abs_error: float
+    max_abs_error: float
+    targeted: bool
+
+
+def series_stats(comparisons: list[CollectiveComparison]) -> list[SeriesStats]:
+    groups: dict[str, list[CollectiveComparison]] = {}
+    for c in comparisons:
+        groups.setdefault(c.measurement.id.rsplit("-", 1)[0], []).append(c)
+    return [SeriesStats(series, members[0].config, len(members),
+                        sum(abs(c.error) for c in members) / len(members), max(abs(c.error) for c in members),
+                        all(c.targeted for c in members))
+            for series, members in groups.items()]
+
+
+def worst_targeted_error(comparisons: list[CollectiveComparison]) -> float | None:
+    errors = [abs(c.error) for c in comparisons if c.targeted and 2**20 <= c.measurement.bytes <= 2**30]
+    return max(errors) if errors else None

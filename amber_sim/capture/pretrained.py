@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import math
 
-from amber_sim.capture.capture import (CaptureSpec, Progress, RunSpec, build_run,
-                                       check_patterns_fit, model_config_of, trace_of)
 from amber_sim.capture.recorder import ShapeRecorder, check_linear_ops, check_vector_ops
+from amber_sim.capture.spec import (CaptureSpec, Progress, RunSpec, build_run,
+                                    check_patterns_fit, model_config_of, trace_of)
 from amber_sim.errors import InputError
 from amber_sim.trace import ModelInfo, Trace
 
@@ -79,11 +79,9 @@ def _window(split: str, tokenizer, tokens: int, what: str):
 
 def _nll_and_argmax(logits, ids):
     """(mean next-token NLL over the window, arg-max predictions) from [1, T, vocab] logits."""
-    import torch
+    from amber_sim.pruning.evaluate import next_token_loss
 
-    predicted = logits[0, :-1].float()
-    nll = float(torch.nn.functional.cross_entropy(predicted, ids[0, 1:], reduction="mean"))
-    return nll, predicted.argmax(dim=-1)
+    return float(next_token_loss(logits, ids)), logits[0, :-1].float().argmax(dim=-1)
 
 
 def _measured(config, calibration) -> set[str]:

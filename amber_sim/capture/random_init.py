@@ -19,9 +19,9 @@ biases 0, RMSNorm weights 1; seeded by ``--seed``.
 
 from __future__ import annotations
 
-from amber_sim.capture.capture import (CaptureSpec, Progress, RunSpec, build_run, check_patterns_fit,
-                                       trace_of)
 from amber_sim.capture.recorder import ShapeRecorder, check_linear_ops
+from amber_sim.capture.spec import (CaptureSpec, Progress, RunSpec, build_run, check_patterns_fit,
+                                    trace_of)
 from amber_sim.errors import InputError
 from amber_sim.roles import LINEAR_ROLE_OF_MODULE
 from amber_sim.trace import ModelInfo, Trace

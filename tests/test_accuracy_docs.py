@@ -74,3 +74,22 @@ def test_every_marked_table_is_its_committed_results():
             f"for {' + '.join(sources)} differs from its results (regenerate with amber-sim accuracy-table " \
             f"--columns {','.join(columns)})"
 
+
+
+def _ratio(source: str, **match) -> float:
+    rows = [row for row in load_results(PROJECT_ROOT / source)["rows"]
+            if all(row[key] == value for key, value in match.items())]
+    assert len(rows) == 1, (source, match)
+    return rows[0]["perplexity_ratio"]
+
+
+def test_the_readme_quotes_the_committed_results():
+    """README's status line quotes the best 8:16 and 2:4 ratios and the unstructured bound at ≥ 55% sparsified,
+    rounded to 2 places: they must be the committed results'."""
+    readme = (PROJECT_ROOT / "README.md").read_text("utf-8")
+    quoted = re.search(r"best (\d\.\d\d)× and (\d\.\d\d)×.*?reaches only (\d\.\d\d)×", readme, re.S)
+    assert quoted, "README no longer states the best ratios; update this test with it"
+    best_816 = _ratio("reports/accuracy/magnitude-816", pattern="8:16")
+    best_24 = _ratio("reports/accuracy/amber-24", pattern="2:4")
+    bound = _ratio("reports/accuracy/target-check", pattern="unstructured", calibration_metric="loss")
+    assert quoted.groups() == (f"{best_816:.2f}", f"{best_24:.2f}", f"{bound:.2f}")

@@ -93,3 +93,19 @@ def test_the_readme_quotes_the_committed_results():
     best_24 = _ratio("reports/accuracy/amber-24", pattern="2:4")
     bound = _ratio("reports/accuracy/target-check", pattern="unstructured", calibration_metric="loss")
     assert quoted.groups() == (f"{best_816:.2f}", f"{best_24:.2f}", f"{bound:.2f}")
+
+
+def test_the_readme_quotes_the_shipped_traces_own_accuracy():
+    """README's description of traces/smollm2-135m.json quotes its dense, 8:16 and 2:4 fp16 perplexities and
+    ratios: they must be the metrics recorded in the trace (rounded as printed)."""
+    from amber_sim.trace import load_trace
+
+    readme = (PROJECT_ROOT / "README.md").read_text("utf-8")
+    quoted = re.search(r"dense (\d+\.\d\d), 8:16 (\d+\.\d\d) \((\d\.\d\d)×\), 2:4 (\d+\.\d\d) \((\d\.\d\d)×\)", readme)
+    assert quoted, "README no longer quotes the shipped trace's accuracy; update this test with it"
+    runs = {run.id: run.metrics for run in load_trace(PROJECT_ROOT / "traces" / "smollm2-135m.json").runs}
+    dense = runs["dense/none/none/fp16"]
+    sparse = {pattern: runs[f"{pattern}/amber-robust/calibrated/fp16"] for pattern in ("8:16", "2:4")}
+    assert quoted.groups() == (f"{dense['perplexity']:.2f}", f"{sparse['8:16']['perplexity']:.2f}",
+                               f"{sparse['8:16']['perplexity_ratio']:.2f}", f"{sparse['2:4']['perplexity']:.2f}",
+                               f"{sparse['2:4']['perplexity_ratio']:.2f}")

@@ -331,6 +331,19 @@ def test_a_consumer_reading_the_dense_form_makes_the_selected_form_an_extra_writ
     assert producer.sparsifier_cycles == 288 and producer.sparsifier_bytes == 1152
 
 
+def test_a_consumer_fed_on_chip_does_not_force_the_dense_form_to_dram():
+    """A static median shift runs inside the producer's pass (input on chip): unlike the DRAM-reading mitigation
+    above, it does not make the producer write the dense form, so the selection adds what it adds with the
+    pruned linear alone (0 cycles here: 2 ops/element hide in the producer's memory time)."""
+    hw = _fused_hw({"kind": "vector", "vector_ops_per_element": 2})
+    fused_shift = Op(name="l0.mitigation", layer=0, role="mitigation", kind="vector", elements=16 * 64,
+                     ops_per_element=1.0, producer="norm", input_from="on_chip", output_to="on_chip",
+                     sparse_overhead=True)
+    alone = simulate_ops(hw, (_PRODUCER, _consumer("l0", "2:4")))[0]
+    with_shift = simulate_ops(hw, (_PRODUCER, fused_shift, _consumer("l0", "2:4")))[0]
+    assert with_shift.sparsifier_cycles == alone.sparsifier_cycles == 0 and with_shift.sparsifier_bytes == 0
+
+
 def test_golden_unfused_sparsifier_pays_the_dram_latency():
     """fused: false: the selection is its own pass on the linear: DRAM latency (100) + max(select, streaming).
     Vector, 2 ops/element: select = 1024·2/8 = 256; it reads 2048 B dense and writes 1152 B selected:

@@ -3,7 +3,9 @@
 docs/model.md §1, §4, §5. Nothing here depends on the hardware, and nothing reads meaning from role
 strings or op order:
 - a **producer group** is an op and the ops whose ``producer`` it is; a fused sparsifier runs inside a
-  vector producer for its pruned linear consumers (:func:`producer_groups`);
+  vector producer for its pruned linear consumers (:func:`producer_groups`); a consumer that reads the dense
+  output from DRAM forces the producer to write it, one fed on chip (a static median shift inside the
+  producer's pass, a learnable correction in a GEMM's epilogue) does not;
 - **fusion of attention**: an op's ``input_from`` / ``output_to`` say whether its input and output stay
   on chip (:func:`reads_dram_input`, :func:`writes_dram_output`);
 - the **dense twin** of a run drops the work that exists only because the run is sparse
@@ -37,8 +39,10 @@ def producer_groups(ops: tuple[Op, ...]) -> dict[int, ProducerGroup]:
             continue
         if op.kind == "linear" and op.is_sparse:
             sparse.setdefault(source, []).append(position)
-        else:
+        elif reads_dram_input(op):  # a consumer fed on chip runs in the producer's pass: no dense copy in DRAM
             dense[source] = True
+        else:
+            dense.setdefault(source, False)
     return {source: ProducerGroup(source, tuple(sparse.get(source, ())), dense.get(source, False))
             for source in sorted(set(sparse) | set(dense))}
 

@@ -161,10 +161,17 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         from amber_sim.atomic import check_output_dir
 
+        from amber_sim.sim.parallel import check_tp, shard_trace
+
         hardware, trace = _load_inputs(args)
-        out_dir = check_output_dir(args.out or default_report_dir(trace.source_path, hardware.name))
+        check_tp(args.tp, hardware.system, hardware.name)
+        suffix = f"-tp{args.tp}" if args.tp > 1 else ""
+        out_dir = check_output_dir(args.out or default_report_dir(trace.source_path, hardware.name + suffix))
         console = _console()
-        result = simulate_trace(hardware, trace)
+        result = simulate_trace(hardware, shard_trace(trace, args.tp))
+        if args.tp > 1:
+            console.print(f"tensor parallel over {args.tp} chips of {hardware.name}'s system: every number below is "
+                          "one chip's, all-reduces included (docs/model.md §8)")
         print_report(result, console, args.run, args.top)
         written = write_report(result, out_dir, args.run, plotter=plotter)
     console.print(f"wrote {len(written)} files to {out_dir}/ (report.md, report.json, ops.csv, plots)")
@@ -685,6 +692,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--patterns", help="comma-separated patterns to report (default: all runs in the trace)")
     parser.add_argument("--run", help="run whose slowest layers are detailed (default: the fastest sparse run)")
     parser.add_argument("--top", type=int, default=5, help="slowest layers to list (default 5)")
+    parser.add_argument("--tp", type=int, default=1, help="tensor-parallel chips (Megatron-style; needs the config's "
+                        "system section; default 1)")
     parser.set_defaults(handler=cmd_report)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for register in SUBCOMMANDS:

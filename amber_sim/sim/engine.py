@@ -277,11 +277,37 @@ def _simulate_vector_op(hw: HardwareConfig, key: OpKey) -> OpResult:
     )
 
 
+def _simulate_collective_op(hw: HardwareConfig, key: OpKey) -> OpResult:
+    """A collective between the chips of the config's system (sim.parallel inserts them): its α–β time
+    (sim.collectives), on the interconnect: no DRAM traffic, no MACs, no energy model."""
+    from amber_sim.errors import InputError
+    from amber_sim.sim.collectives import collective_cost
+
+    op = key.op
+    if hw.system is None:
+        raise InputError(hw.name, "system", f"op {op.name or op.role} is a collective, but the config describes a "
+                         "single chip")
+    cost = collective_cost(hw.system, op.role, op.bytes_in, chips=op.batch)
+    cycles = int(math.ceil(cost.seconds * hw.clock_ghz * 1e9 - 1e-9))
+    rule = (f"{op.role} of {op.bytes_in:,} bytes over {op.batch} chips, {cost.algorithm} algorithm: {cost.steps} "
+            f"steps of {hw.system.latency_us:g} µs + {cost.sent_bytes_per_chip:,.0f} bytes per chip over the links")
+    return OpResult(
+        name=op.name, layer=op.layer, role=op.role, kind="collective", mode="collective", data_pattern="dense",
+        hw_pattern=None, rule=rule, mapping=None, cycles=cycles, compute_cycles=0, load_cycles=0, store_cycles=0,
+        latency_cycles=0, kernel_overhead_cycles=0, sparsifier_cycles=0, blocks=0, waves=0, tail_blocks=0,
+        activation_bytes=0.0, weight_bytes=0.0, output_bytes=0.0, other_bytes=0.0, sparsifier_bytes=0.0,
+        l2_bytes=0.0, useful_macs=0.0, issued_macs=0.0, peak_macs_per_cycle=peak_macs_per_cycle(hw, False),
+        bound="collective", energy_pj=None if hw.energy is None else 0.0,
+    )
+
+
 @lru_cache(maxsize=65536)
 def simulate_key(hw: HardwareConfig, key: OpKey) -> OpResult:
     """The result of one distinct op (name and layer blank)."""
     if key.op.kind == "vector":
         return _simulate_vector_op(hw, key)
+    if key.op.kind == "collective":
+        return _simulate_collective_op(hw, key)
     return _simulate_gemm_op(hw, key)
 
 

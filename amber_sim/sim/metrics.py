@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Protocol
 
-CATEGORIES = ("compute", "memory", "sparsifier", "vector")
+CATEGORIES = ("compute", "memory", "sparsifier", "vector", "collective")
 
 
 class _Result(Protocol):  # the fields of engine.OpResult that totals read
@@ -61,8 +61,11 @@ class Totals:
 
 def op_categories(result: _Result) -> dict[str, int]:
     """Where an op's cycles go (docs/studies.md §Bottleneck): its own work by its compute/memory (GEMMs) or
-    vector/memory (vector ops) bound, and the cycles its sparsifier (own pass or fused selection) adds."""
+    vector/memory (vector ops) bound, a collective's to collective (tensor parallelism), and the cycles its
+    sparsifier (own pass or fused selection) adds."""
     own = result.cycles - result.sparsifier_cycles
+    if result.kind == "collective":
+        return {"collective": own}
     if result.kind == "vector":
         out = {"vector" if result.compute_cycles >= result.load_cycles else "memory": own}
     else:

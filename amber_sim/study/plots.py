@@ -14,7 +14,8 @@ from typing import Any, Sequence
 from amber_sim.report.plots import _pyplot, _save
 from amber_sim.sim.metrics import CATEGORIES
 
-CATEGORY_COLORS = {"compute": "#1f77b4", "memory": "#ff7f0e", "sparsifier": "#d62728", "vector": "#2ca02c"}
+CATEGORY_COLORS = {"compute": "#1f77b4", "memory": "#ff7f0e", "sparsifier": "#d62728", "vector": "#2ca02c",
+                   "collective": "#9467bd"}
 
 
 def run_label(row: dict[str, Any]) -> str:
@@ -419,6 +420,8 @@ def plot_bottleneck(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     bottoms = [0.0] * len(rows)
     for category in CATEGORIES:
         heights = [row[f"{category}_ms"] for row in rows]
+        if not any(heights):  # e.g. collectives on single chips: no empty legend entry
+            continue
         ax.bar(range(len(rows)), heights, bottom=bottoms, label=category, color=CATEGORY_COLORS[category])
         bottoms = [b + h for b, h in zip(bottoms, heights)]
     ax.set_xticks(range(len(rows)))

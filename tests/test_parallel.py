@@ -1,0 +1,89 @@
+"""Tensor-parallel prefill (sim/parallel.py): the sharding rules, the all-reduces, TP = 1 as the single chip."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from amber_sim.cli import main
+from amber_sim.errors import InputError
+from amber_sim.hw.config import load_hardware
+from amber_sim.paths import HW_CONFIG_DIR, bundled_traces
+from amber_sim.sim.collectives import collective_cost
+from amber_sim.sim.engine import simulate_trace
+from amber_sim.sim.parallel import check_tp, shard_ops, shard_trace
+from amber_sim.trace import Op, load_trace
+
+
+@pytest.fixture(scope="module")
+def llama():
+    return load_trace(bundled_traces()[[p.name for p in bundled_traces()].index("llama.json")])
+
+
+@pytest.fixture(scope="module")
+def a100():
+    return load_hardware(HW_CONFIG_DIR / "a100_like.yaml")
+
+
+def test_tp_1_is_the_single_chip_exactly(llama, a100):
+    assert shard_trace(llama, 1) is llama
+    assert simulate_trace(a100, shard_trace(llama, 1)).runs[1].totals == simulate_trace(a100, llama).runs[1].totals
+
+
+def test_golden_sharding_of_a_llama_layer(llama):
+    """LLaMA-3.1-8B (hidden 4096, MLP 14336, 32 heads / 8 KV heads, 2048 tokens) over 8 chips: q N 4096 → 512,
+    k/v 1024 → 128, gate/up 14336 → 1792; o K 4096 → 512 and down K 14336 → 1792 (2:4 groups still whole),
+    each followed by an all-reduce of 2048 × 4096 × 2 B = 16 MiB; attention 32 → 4 heads over 8 → 1 KV heads;
+    SiLU·mul's 29,360,128 elements → 3,670,016; norms and residuals whole."""
+    run = llama.runs[1]  # 2:4 fp16
+    ops = {op.name: op for op in shard_ops(run.ops, 8)}
+    assert (ops["layers.0.self_attn.q_proj"].N, ops["layers.0.self_attn.k_proj"].N) == (512, 128)
+    assert (ops["layers.0.mlp.gate_proj"].N, ops["layers.0.mlp.up_proj"].N) == (1792, 1792)
+    assert (ops["layers.0.self_attn.o_proj"].K, ops["layers.0.mlp.down_proj"].K) == (512, 1792)
+    assert ops["layers.0.mlp.down_proj"].pattern == "2:4" and ops["layers.0.mlp.down_proj"].N == 4096
+    reduce = ops["layers.0.mlp.down_proj.all_reduce"]
+    assert (reduce.kind, reduce.role, reduce.bytes_in, reduce.batch) == ("collective", "all_reduce", 16 * 2**20, 8)
+    scores = ops["layers.0.self_attn.scores"]
+    assert (scores.batch, scores.operand_b_batch) == (4, 1)
+    assert ops["layers.0.mlp.act_mul"].elements == 29_360_128 // 8
+    assert ops["layers.0.input_layernorm"] == {op.name: op for op in run.ops}["layers.0.input_layernorm"]
+    layers = {op.layer for op in run.ops if op.layer >= 0}
+    assert sum(op.kind == "collective" for op in ops.values()) == 2 * len(layers)
+
+
+def test_a_collective_costs_what_the_collective_model_says(llama, a100):
+    """The 16 MiB all-reduce on a100_like's board: collective_cost's seconds × 1.41 GHz, rounded up."""
+    result = simulate_trace(a100, shard_trace(llama, 8)).runs[1]
+    op = next(o for o in result.ops if o.name == "layers.0.mlp.down_proj.all_reduce")
+    seconds = collective_cost(a100.system, "all_reduce", 16 * 2**20, chips=8).seconds
+    assert op.cycles == math.ceil(seconds * 1.41e9 - 1e-9) and op.bound == "collective"
+    assert result.totals.cycles_by_category["collective"] == sum(o.cycles for o in result.ops if o.kind == "collective")
+
+
+def test_faster_links_never_slow_a_tensor_parallel_prefill(llama, a100):
+    faster = dataclasses.replace(a100, system=dataclasses.replace(a100.system, link_bandwidth_gb_s=50))
+    sharded = shard_trace(llama, 4)
+    for slow, fast in zip(simulate_trace(a100, sharded).runs, simulate_trace(faster, sharded).runs):
+        assert fast.totals.cycles <= slow.totals.cycles
+
+
+def test_what_cannot_be_sharded_is_refused(a100):
+    down = Op(name="l.down", layer=0, role="down", kind="linear", M=16, K=48, N=32, sparse_operand="activation",
+              pattern="8:16", density=0.5)
+    with pytest.raises(InputError, match="need K per chip \\(48/2 = 24\\) to be a multiple of 16"):
+        shard_ops((down,), 2)
+    with pytest.raises(InputError, match="does not split over 5 chips"):
+        shard_ops((dataclasses.replace(down, pattern="dense", sparse_operand=None, density=1.0),), 5)
+    with pytest.raises(InputError, match="fewer than --tp 16"):
+        check_tp(16, a100.system, "a100_like")
+    with pytest.raises(InputError, match="describes a single chip"):
+        check_tp(2, None, "ascend_like")
+
+
+def test_the_main_job_takes_tp(tmp_path, capsys):
+    assert main(["--hw", "a100_like.yaml", "--trace", "smollm2-135m.json", "--tp", "3", "--out",
+                 str(tmp_path / "r")]) == 0
+    assert "tensor parallel over 3 chips" in capsys.readouterr().out
+    assert main(["--hw", "ascend_like.yaml", "--trace", "llama.json", "--tp", "2"]) == 2

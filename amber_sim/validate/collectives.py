@@ -189,9 +189,8 @@ def config_for_gpu(gpu: str) -> str | None:
 
 def compare_collectives(rows: list[NcclMeasurement], configs: dict | None = None) -> list[CollectiveComparison]:
     """Every row whose GPU has a config with a ``system`` section, replayed through sim.collectives."""
-    from amber_sim.hw.config import load_hardware
-    from amber_sim.paths import HW_CONFIG_DIR
     from amber_sim.sim.collectives import collective_cost
+    from amber_sim.validate.hardware import bundled_config
 
     configs = dict(configs or {})
     out = []
@@ -199,9 +198,7 @@ def compare_collectives(rows: list[NcclMeasurement], configs: dict | None = None
         name = config_for_gpu(m.gpu)
         if name is None:
             continue
-        if name not in configs:
-            configs[name] = load_hardware(HW_CONFIG_DIR / name)
-        system = configs[name].system
+        system = bundled_config(name, configs).system
         if system is None or m.chips > system.chips:
             continue
         cost = collective_cost(system, m.collective, m.bytes, chips=m.chips)

@@ -214,6 +214,13 @@ def load_gemm_measurements(path: str | Path) -> list[GemmMeasurement]:
     return rows
 
 
+def bundled_config(name: str, cache: dict) -> HardwareConfig:
+    """The bundled config ``name`` (hw_configs/), loaded once per ``cache``."""
+    if name not in cache:
+        cache[name] = load_hardware(HW_CONFIG_DIR / name)
+    return cache[name]
+
+
 def config_for(device: str) -> str | None:
     """The bundled config that models ``device`` (longest matching prefix), or None."""
     matches = [prefix for prefix in DEVICE_CONFIGS if device.upper().startswith(prefix)]
@@ -315,9 +322,7 @@ def compare(measurements: list[GemmMeasurement], configs: dict[str, HardwareConf
         name = config_for(m.device)
         if name is None:
             continue
-        if name not in configs:
-            configs[name] = load_hardware(HW_CONFIG_DIR / name)
-        replayed.append((m, name, device_times(configs[name], m)))
+        replayed.append((m, name, device_times(bundled_config(name, configs), m)))
     overheads = host_overheads(replayed)
     out = []
     for m, name, times in replayed:
@@ -482,9 +487,7 @@ def compare_vectors(measurements: list[VectorMeasurement]) -> list[tuple[VectorM
         name = config_for(m.device)
         if name is None:
             continue
-        if name not in configs:
-            configs[name] = load_hardware(HW_CONFIG_DIR / name)
-        replayed.append((m, name, vector_device_ms(configs[name], m)))
+        replayed.append((m, name, vector_device_ms(bundled_config(name, configs), m)))
     overheads = fit_host_overheads([(m.id, m.harness, m.timing, m.elements, m.ms, device)
                                     for m, _, device in replayed])
     return [(m, name, as_timed(device, overheads.get(m.harness))) for m, name, device in replayed]

@@ -165,13 +165,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         hardware, trace = _load_inputs(args)
         check_tp(args.tp, hardware.system, hardware.name)
-        suffix = f"-tp{args.tp}" if args.tp > 1 else ""
+        if args.sp and args.tp == 1:
+            raise InputError("--sp", None, "sequence parallelism needs --tp N with N > 1")
+        suffix = (f"-tp{args.tp}" if args.tp > 1 else "") + ("-sp" if args.sp else "")
         out_dir = check_output_dir(args.out or default_report_dir(trace.source_path, hardware.name + suffix))
         console = _console()
-        result = simulate_trace(hardware, shard_trace(trace, args.tp))
+        compressed = hardware.system is not None and hardware.system.compressed_allgather
+        result = simulate_trace(hardware, shard_trace(trace, args.tp, args.sp, compressed, hardware.sparsity.metadata))
         if args.tp > 1:
-            console.print(f"tensor parallel over {args.tp} chips of {hardware.name}'s system: every number below is "
-                          "one chip's, all-reduces included (docs/model.md §8)")
+            kind = ("sequence and tensor parallel" + (", compressed all-gathers" if compressed else "") if args.sp
+                    else "tensor parallel")
+            console.print(f"{kind} over {args.tp} chips of {hardware.name}'s system: every number below is one "
+                          "chip's, collectives included (docs/model.md §8)")
         print_report(result, console, args.run, args.top)
         written = write_report(result, out_dir, args.run, plotter=plotter)
     console.print(f"wrote {len(written)} files to {out_dir}/ (report.md, report.json, ops.csv, plots)")
@@ -694,6 +699,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--top", type=int, default=5, help="slowest layers to list (default 5)")
     parser.add_argument("--tp", type=int, default=1, help="tensor-parallel chips (Megatron-style; needs the config's "
                         "system section; default 1)")
+    parser.add_argument("--sp", action="store_true", help="with --tp: sequence parallelism (reduce-scatter + "
+                        "all-gather; compressed all-gathers when the system says so)")
     parser.set_defaults(handler=cmd_report)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for register in SUBCOMMANDS:

@@ -87,3 +87,43 @@ def test_the_main_job_takes_tp(tmp_path, capsys):
                  str(tmp_path / "r")]) == 0
     assert "tensor parallel over 3 chips" in capsys.readouterr().out
     assert main(["--hw", "ascend_like.yaml", "--trace", "llama.json", "--tp", "2"]) == 2
+
+
+def test_golden_sequence_parallel_layer(llama):
+    """--sp at TP 8: an all-gather of the 2048 × 4096 fp16 norm output (16 MiB) before q/k/v and one before
+    gate/up, a reduce-scatter of 16 MiB after o and after down (no all-reduce), and the norms on 2048/8 tokens
+    (8,388,608 → 1,048,576 elements)."""
+    run = llama.runs[1]
+    ops = shard_ops(run.ops, 8, sp=True)
+    names = [op.name for op in ops]
+    gather = ops[names.index("layers.0.input_layernorm.all_gather")]
+    assert (gather.role, gather.bytes_in, gather.batch) == ("all_gather", 16 * 2**20, 8)
+    assert names.index("layers.0.input_layernorm.all_gather") == names.index("layers.0.self_attn.q_proj") - 1
+    assert "layers.0.post_attention_layernorm.all_gather" in names
+    assert ops[names.index("layers.0.mlp.down_proj.reduce_scatter")].bytes_in == 16 * 2**20
+    assert not any(op.role == "all_reduce" for op in ops)
+    assert ops[names.index("layers.0.input_layernorm")].elements == 8_388_608 // 8
+    layers = {op.layer for op in run.ops if op.layer >= 0}
+    assert sum(op.role == "all_gather" for op in ops) == 2 * len(layers) + 1  # + the LM head's input
+    assert sum(op.role == "reduce_scatter" for op in ops) == 2 * len(layers)
+
+
+def test_golden_compressed_all_gather():
+    """A norm read by three 2:4-pruned linears (M 8, K 64) gathers their compressed form: 512 entries × (half of
+    2 B + half of 2 bits) = 576 B instead of 1,024 B; one dense reader (k) needs the dense form."""
+    from amber_sim.sim.parallel import gather_bytes
+
+    def linear(role, pattern):
+        sparse = pattern != "dense"
+        return Op(name=f"l.{role}", layer=0, role=role, kind="linear", M=8, K=64, N=64, producer="norm",
+                  sparse_operand="activation" if sparse else None, pattern=pattern, density=0.5 if sparse else 1.0)
+
+    all_pruned = [linear("q", "2:4"), linear("k", "2:4"), linear("v", "2:4")]
+    assert gather_bytes(all_pruned, compressed=True, metadata="index") == 576
+    assert gather_bytes(all_pruned, compressed=False, metadata="index") == 1024
+    assert gather_bytes([linear("q", "2:4"), linear("k", "dense")], compressed=True, metadata="index") == 1024
+
+
+def test_sp_needs_tp(capsys):
+    assert main(["--hw", "a100_like.yaml", "--trace", "llama.json", "--sp"]) == 2
+    assert "--sp" in capsys.readouterr().err

@@ -167,6 +167,9 @@ class SystemConfig:
                                      "headers, flow control); 1 moves at the line rate", default=1.0, gt=0, le=1)
     in_switch_reduction: bool = spec("the switch reduces in the network (NVLink SHARP): an all-reduce sends and "
                                      "receives each byte once; switch topology only", default=False)
+    compressed_allgather: bool = spec("with sequence parallelism, an activation whose readers are all pruned alike "
+                                      "crosses the links in its compressed N:M form (values + metadata)",
+                                      default=False)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,13 @@ Megatron-style tensor parallelism over ``tp`` chips, a simulation choice on a ca
 - attention: heads (and KV heads) are split over the chips; rope, softmax and SiLU·mul work on the chip's
   heads or features (elements and bytes / tp); norms, residual adds and the embedding are replicated;
 - mitigation work follows its linear: work on the activation of a column-parallel linear (replicated) or on
-  the output of a row-parallel one (before its all-reduce) is whole, the rest is split.
+  the output of a row-parallel one (before its all-reduce) is whole, the rest is split;
+- sequence parallelism (``sp``): a reduce-scatter replaces each all-reduce, an all-gather of the activation
+  precedes each group of column-parallel linears reading one producer, and norms, residual adds and the
+  embedding work on 1/tp of the tokens. The activation can cross the links in its compressed N:M form
+  (``compressed_allgather``) when every linear of the group is pruned alike, which no single dense reader
+  allows (under the paper's policy k, v and up stay dense). The selection is still charged on the gathered
+  activation (an upper bound: under SP it runs on the chip's shard before the gather).
 
 These are the only rules in ``sim`` that read op roles: which linear is column- or row-parallel is a property of
 the model's layers, which the documented roles name (docs/trace-format.md). A collective op is
@@ -63,19 +69,48 @@ def _mitigation(op: Op, linear: Op, tp: int) -> Op:
     return op if whole else _split_vector(op, tp)
 
 
-def shard_ops(ops: tuple[Op, ...], tp: int) -> tuple[Op, ...]:
-    """One chip's ops of a ``tp``-way tensor-parallel prefill, with an all-reduce after every row-parallel linear.
-    ``tp`` = 1 returns the ops unchanged."""
+def gather_bytes(consumers: list[Op], compressed: bool, metadata: str) -> int:
+    """What the all-gather before ``consumers`` (the column-parallel linears reading one producer) moves: their
+    activation dense, or, with ``compressed`` and every consumer pruned alike, in its compressed N:M form
+    (values and metadata, sim.sparse.stored_activation_bytes): one dense consumer needs the dense form."""
+    from amber_sim.sim.sparse import stored_activation_bytes
+
+    first = consumers[0]
+    elements = first.M * first.K * first.batch
+    alike = all(op.is_sparse and (op.pattern, op.density) == (first.pattern, first.density) for op in consumers)
+    if compressed and alike:
+        return int(stored_activation_bytes(elements, first.density, first.dtype_bytes, parse_pattern(first.pattern),
+                                           metadata))
+    return int(elements * first.dtype_bytes)
+
+
+def shard_ops(ops: tuple[Op, ...], tp: int, sp: bool = False, compressed_allgather: bool = False,
+              metadata: str = "index") -> tuple[Op, ...]:
+    """One chip's ops of a ``tp``-way tensor-parallel prefill, with an all-reduce after every row-parallel linear;
+    with ``sp`` (sequence parallelism) a reduce-scatter there instead, an all-gather of each column-parallel
+    group's input before it (compressed when ``compressed_allgather`` and every reader is pruned alike), and the
+    norms, residual adds and embedding on the chip's 1/tp of the tokens. ``tp`` = 1 returns the ops unchanged."""
     if tp == 1:
         return ops
     linears = {op.name: op for op in ops if op.kind == "linear"}
+    readers: dict[str, list[Op]] = {}
+    for op in ops:
+        if op.kind == "linear" and op.role in COLUMN_PARALLEL and op.producer is not None:
+            readers.setdefault(op.producer, []).append(op)
+    gathered: set[str] = set()
     out = []
     for op in ops:
+        if sp and op.kind == "linear" and op.role in COLUMN_PARALLEL and op.producer is not None \
+                and op.producer not in gathered:
+            gathered.add(op.producer)
+            out.append(collective_op(f"{op.producer}.all_gather", op.layer, "all_gather",
+                                     gather_bytes(readers[op.producer], compressed_allgather, metadata), tp))
         if op.kind == "linear" and op.role in COLUMN_PARALLEL:
             out.append(dataclasses.replace(op, N=_divide(op.N, tp, "N", op)))
         elif op.kind == "linear" and op.role in ROW_PARALLEL:
             out.append(_row_parallel(op, tp))
-            out.append(collective_op(f"{op.name}.all_reduce", op.layer, "all_reduce",
+            collective = "reduce_scatter" if sp else "all_reduce"
+            out.append(collective_op(f"{op.name}.{collective}", op.layer, collective,
                                      op.M * op.N * op.batch * OUTPUT_BYTES, tp))
         elif op.role in HEAD_SPLIT:
             batch = _divide(op.batch, tp, "heads", op)
@@ -86,17 +121,20 @@ def shard_ops(ops: tuple[Op, ...], tp: int) -> tuple[Op, ...]:
         elif op.role == "mitigation":
             out.append(_mitigation(op, linears[op.name.removesuffix(".mitigation")], tp))
         elif op.role in REPLICATED:
-            out.append(op)
+            out.append(_split_vector(op, tp) if sp else op)
         else:
             raise InputError(op.name, "role", f"{op.role!r} has no tensor-parallel rule (docs/model.md §8)")
     return tuple(out)
 
 
-def shard_trace(trace: Trace, tp: int) -> Trace:
-    """The trace as one chip of a ``tp``-way tensor-parallel system runs it (every run, baselines included)."""
+def shard_trace(trace: Trace, tp: int, sp: bool = False, compressed_allgather: bool = False,
+                metadata: str = "index") -> Trace:
+    """The trace as one chip of a ``tp``-way tensor-parallel system runs it (every run, baselines included);
+    ``sp``, ``compressed_allgather`` and ``metadata`` (the hardware's metadata format) as :func:`shard_ops`."""
     if tp == 1:
         return trace
-    runs = tuple(dataclasses.replace(run, ops=shard_ops(run.ops, tp)) for run in trace.runs)
+    runs = tuple(dataclasses.replace(run, ops=shard_ops(run.ops, tp, sp, compressed_allgather, metadata))
+                 for run in trace.runs)
     return dataclasses.replace(trace, runs=runs)
 
 
@@ -111,4 +149,4 @@ def check_tp(tp: int, system, hw_name: str) -> None:
         raise InputError("--tp", None, f"{hw_name}'s system has {system.chips} chips, fewer than --tp {tp}")
 
 
-__all__ = ["COLUMN_PARALLEL", "ROW_PARALLEL", "check_tp", "collective_op", "shard_ops", "shard_trace"]
+__all__ = ["COLUMN_PARALLEL", "ROW_PARALLEL", "check_tp", "collective_op", "gather_bytes", "shard_ops", "shard_trace"]

@@ -184,7 +184,7 @@ def test_run_specs_put_dense_fp16_first_and_need_it():
 @pytest.mark.parametrize("argv, message", [
     (["--model", "gpt-5"], "unknown model 'gpt-5'; known: smollm2-135m"),
     (["--model", "llama-3.1-8b"], "no pretrained weights for llama-3.1-8b here"),
-    (["--model", "gpt-5", "--init", "random"], "needs a bundled architecture; known: llama-2-7b, llama-3.1-8b"),
+    (["--model", "gpt-5", "--init", "random"], "needs a bundled architecture; known: llama-2-7b, llama-3.1-70b, llama-3.1-8b"),
     (["--patterns", "dense,3:2"], "3:2"),
     (["--patterns", "dense,5:7", "--init", "random"], "not a multiple of M = 7"),
     (["--precision", "fp8"], "expected fp16 or w8a8"),

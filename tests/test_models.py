@@ -276,7 +276,7 @@ def test_conversion_writes_everything_or_keeps_a_finished_one(tmp_path):
 # ---------------------------------------------------------------- bundled architectures
 
 # Parameter counts of the published checkpoints (embedding and, when untied, lm_head included).
-PUBLISHED_PARAMETERS = {"smollm2-135m": 134_515_008, "llama-3.1-8b": 8_030_261_248,
+PUBLISHED_PARAMETERS = {"smollm2-135m": 134_515_008, "llama-3.1-8b": 8_030_261_248, "llama-3.1-70b": 70_553_706_496,
                         "llama-2-7b": 6_738_415_616, "qwen2-7b": 7_615_616_512}
 
 
@@ -312,6 +312,6 @@ def test_published_values():
 
 
 def test_unknown_architecture_lists_the_known_ones():
-    with pytest.raises(InputError, match="unknown architecture 'gpt-5'; known: llama-2-7b, llama-3.1-8b, "
+    with pytest.raises(InputError, match="unknown architecture 'gpt-5'; known: llama-2-7b, llama-3.1-70b, llama-3.1-8b, "
                                          "qwen2-7b, smollm2-135m"):
         get_arch("gpt-5")

@@ -86,7 +86,7 @@ def test_the_main_job_takes_tp(tmp_path, capsys):
     assert main(["--hw", "a100_like.yaml", "--trace", "smollm2-135m.json", "--tp", "3", "--out",
                  str(tmp_path / "r")]) == 0
     assert "tensor parallel over 3 chips" in capsys.readouterr().out
-    assert main(["--hw", "ascend_like.yaml", "--trace", "llama.json", "--tp", "2"]) == 2
+    assert main(["--hw", "tpu_like.yaml", "--trace", "llama.json", "--tp", "2"]) == 2  # a single-chip config
 
 
 def test_golden_sequence_parallel_layer(llama):

@@ -80,5 +80,5 @@ def test_llama_trace_numbers(tmp_path):
 
 def test_unknown_architecture_lists_the_known_ones(capsys, tmp_path):
     assert main(["synth", "--model", "llama-9b", "--seq-len", "16", "--out", str(tmp_path / "x.json")]) == 2
-    assert "known: llama-2-7b, llama-3.1-8b, qwen2-7b, smollm2-135m" in capsys.readouterr().err
+    assert "known: llama-2-7b, llama-3.1-70b, llama-3.1-8b, qwen2-7b, smollm2-135m" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()

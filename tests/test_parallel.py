@@ -127,3 +127,50 @@ def test_golden_compressed_all_gather():
 def test_sp_needs_tp(capsys):
     assert main(["--hw", "a100_like.yaml", "--trace", "llama.json", "--sp"]) == 2
     assert "--sp" in capsys.readouterr().err
+
+
+def test_interconnect_numbers_of_a_tensor_parallel_run(llama, a100):
+    """link_bytes sums what each chip sends in its collectives: at TP 8 without SP, 2 all-reduces per layer of a
+    16 MiB fp16 output, each 2·7/8 of it sent (direct algorithm): 64 layers' worth × 29,360,128 B; the collective
+    share is the collective category over the prefill; nothing is compressed, so nothing is saved."""
+    from amber_sim.report.metrics import run_rows
+
+    result = simulate_trace(a100, shard_trace(llama, 8))
+    rows = {row.run_id: row for row in run_rows(result)}
+    row = rows["2:4/amber/amber-paper/fp16"]
+    layers = len({op.layer for op in llama.runs[1].ops if op.layer >= 0})
+    assert row.link_bytes == pytest.approx(2 * layers * 2 * 7 / 8 * 16 * 2**20)
+    run = next(r for r in result.runs if r.run.id == row.run_id)
+    assert row.collective_share == pytest.approx(run.totals.cycles_by_category["collective"] / run.totals.cycles)
+    assert row.link_savings == 0.0
+    single = {row.run_id: row for row in run_rows(simulate_trace(a100, llama))}
+    assert single[row.run_id].link_bytes == 0.0 and single[row.run_id].collective_share == 0.0
+
+
+def test_compressed_all_gathers_save_link_bytes_when_every_reader_is_pruned(a100):
+    """A run whose q, k and v are all 2:4-pruned gathers its norm output compressed under --sp with
+    compressed_allgather: it sends fewer link bytes than its dense baseline."""
+    from amber_sim.trace import Run
+
+    def ops(pattern):
+        sparse = pattern != "dense"
+        norm = Op(name="norm", layer=0, role="rmsnorm", kind="vector", elements=2048 * 4096, ops_per_element=4.0,
+                  bytes_in=2 * 2048 * 4096, bytes_out=2 * 2048 * 4096)
+        linears = tuple(Op(name=f"l.{role}", layer=0, role=role, kind="linear", M=2048, K=4096, N=4096,
+                           producer="norm", sparse_operand="activation" if sparse else None, pattern=pattern,
+                           density=0.5 if sparse else 1.0) for role in ("q", "k", "v"))
+        return (norm,) + linears
+
+    system = dataclasses.replace(a100.system, compressed_allgather=True)
+    hw = dataclasses.replace(a100, system=system)
+    dense = shard_ops(ops("dense"), 8, sp=True, compressed_allgather=True)
+    sparse = shard_ops(ops("2:4"), 8, sp=True, compressed_allgather=True)
+    gather = [op for op in sparse if op.role == "all_gather"][0]
+    assert gather.bytes_in == 2048 * 4096 * 1.125 and [op for op in dense if op.role == "all_gather"][0].bytes_in == \
+        2048 * 4096 * 2
+    result = simulate_trace(hw, dataclasses.replace(load_trace(bundled_traces()[0]), runs=(
+        Run(id="dense/x/x/fp16", pattern="dense", criterion="none", policy="none", mitigation="none",
+            precision="fp16", metrics=None, ops=dense),
+        Run(id="2:4/x/x/fp16", pattern="2:4", criterion="x", policy="x", mitigation="none", precision="fp16",
+            metrics=None, ops=sparse))))
+    assert result.runs[1].numbers.link_savings == pytest.approx(1 - 1.125 / 2)

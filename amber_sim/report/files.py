@@ -216,6 +216,11 @@ def report_markdown(result: TraceResult, plots: dict[str, str], chosen_run_id: s
     notes = [note for note in map(_negative_io_note, result.runs, rows) if note]
     if notes:
         lines += ["", "Where an I/O saving is negative (more bytes than the baseline moves), why:", "", *notes]
+    if any(row.link_bytes for row in rows):
+        lines += ["", "Interconnect, per chip (tensor parallelism; docs/metrics.md):", "",
+                  "| run | collective share | link GB sent | link bytes saved |", "|---|---:|---:|---:|"]
+        lines += [f"| {row.run_id} | {row.collective_share:.1%} | {row.link_bytes / 1e9:.3f} | {row.link_savings:.1%} |"
+                  for row in rows]
     lines += ["", f"## Slowest layers of `{chosen.run.id}`", "",
               "| layer | cycles | share | slowest op | its cycles | its bound |", "|---:|---:|---:|---|---:|---|"]
     for row in layer_rows(chosen)[:10]:

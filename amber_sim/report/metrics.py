@@ -31,6 +31,9 @@ class RunRow:
     top1_agreement: float | None
     dominant_bound: str
     energy_mj: float | None
+    collective_share: float = 0.0  # tensor parallelism: share of the chip's prefill in collectives
+    link_bytes: float = 0.0        # bytes each chip sends over its links
+    link_savings: float = 0.0      # against the baseline's link bytes
 
 
 def baseline_phrase(rows: list[RunRow]) -> str:
@@ -57,6 +60,7 @@ def run_row(result: RunResult) -> RunRow:
         sparsified_linear_flop_share=summarize_run(run).sparsified_linear_flop_share,
         perplexity=accuracy.get("perplexity"), top1_agreement=accuracy.get("top1_agreement"),
         dominant_bound=numbers.dominant_bound, energy_mj=numbers.energy_mj,
+        collective_share=numbers.collective_share, link_bytes=numbers.link_bytes, link_savings=numbers.link_savings,
     )
 
 

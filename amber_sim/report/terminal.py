@@ -38,6 +38,14 @@ def print_report(result: TraceResult, console, chosen_run_id: str | None = None,
                       f"{row.sparsified_linear_flop_share:.1%}", _fmt(row.perplexity, ".2f"),
                       _fmt(row.top1_agreement, ".3f"), row.dominant_bound)
     console.print(table)
+    if any(row.link_bytes for row in rows):
+        links = Table(title="interconnect, per chip (tensor parallelism)", title_justify="left")
+        for name in ("run", "collective share", "link GB sent", "link bytes saved"):
+            links.add_column(name, justify="left" if name == "run" else "right", no_wrap=name == "run")
+        for row in rows:
+            links.add_row(row.run_id, f"{row.collective_share:.1%}", f"{row.link_bytes / 1e9:.3f}",
+                          f"{row.link_savings:.1%}")
+        console.print(links)
     console.print(silicon_note(hw.name, load_summary()), markup=False)
     chosen = choose_run(result, chosen_run_id)
     layers = Table(title=f"slowest layers of {chosen.run.id}", title_justify="left")

@@ -63,8 +63,9 @@ class OpResult:
     useful_macs: float         # MACs on kept activations only
     issued_macs: float         # MACs the matrix unit executes (padding included)
     peak_macs_per_cycle: float # of the whole chip, at this op's precision
-    bound: str                 # compute | memory | sparsifier | vector
+    bound: str                 # compute | memory | sparsifier | vector | collective
     energy_pj: float | None
+    link_bytes: float = 0.0    # bytes this chip sends over its links (collectives only)
 
     @property
     def dram_bytes(self) -> float:
@@ -297,7 +298,7 @@ def _simulate_collective_op(hw: HardwareConfig, key: OpKey) -> OpResult:
         latency_cycles=0, kernel_overhead_cycles=0, sparsifier_cycles=0, blocks=0, waves=0, tail_blocks=0,
         activation_bytes=0.0, weight_bytes=0.0, output_bytes=0.0, other_bytes=0.0, sparsifier_bytes=0.0,
         l2_bytes=0.0, useful_macs=0.0, issued_macs=0.0, peak_macs_per_cycle=peak_macs_per_cycle(hw, False),
-        bound="collective", energy_pj=None if hw.energy is None else 0.0,
+        bound="collective", energy_pj=None if hw.energy is None else 0.0, link_bytes=cost.sent_bytes_per_chip,
     )
 
 

@@ -49,6 +49,7 @@ class Totals:
     energy_pj: float | None
     cycles_by_bound: dict[str, int]
     cycles_by_category: dict[str, int]
+    link_bytes: float = 0.0  # bytes each chip sends over its links (the collectives of a tensor-parallel prefill)
 
     @property
     def compute_utilization(self) -> float:
@@ -78,7 +79,7 @@ def op_categories(result: _Result) -> dict[str, int]:
 def totals(counted: Iterable[tuple[_Result, int]]) -> Totals:
     """Totals over (result, occurrences) pairs."""
     cycles = linear = 0
-    dram = activation = useful = ideal = 0.0
+    dram = activation = useful = ideal = link = 0.0
     energy: float | None = 0.0
     by_bound: dict[str, int] = {}
     by_category = {name: 0 for name in CATEGORIES}
@@ -91,6 +92,7 @@ def totals(counted: Iterable[tuple[_Result, int]]) -> Totals:
             linear += result.sparsifier_cycles * count
         activation += result.sparsifier_bytes * count
         dram += result.dram_bytes * count
+        link += getattr(result, "link_bytes", 0.0) * count
         useful += result.useful_macs * count
         ideal += result.ideal_cycles * count
         energy = None if energy is None or result.energy_pj is None else energy + result.energy_pj * count
@@ -99,7 +101,7 @@ def totals(counted: Iterable[tuple[_Result, int]]) -> Totals:
             by_category[name] += value * count
     return Totals(cycles=cycles, linear_cycles=linear, dram_bytes=dram, activation_bytes=activation,
                   useful_macs=useful, ideal_cycles=ideal, energy_pj=energy, cycles_by_bound=by_bound,
-                  cycles_by_category=by_category)
+                  cycles_by_category=by_category, link_bytes=link)
 
 
 def _ratio(numerator: float, denominator: float, empty: float) -> float:
@@ -122,6 +124,9 @@ class RunMetrics:
     io_savings: float
     dominant_bound: str
     energy_mj: float | None
+    collective_share: float = 0.0  # share of the prefill in collectives (tensor parallelism; 0 on one chip)
+    link_bytes: float = 0.0        # bytes each chip sends over its links
+    link_savings: float = 0.0      # 1 − link bytes / the baseline's (0 when the baseline sends none)
 
 
 def run_metrics(run_totals: Totals, baseline: Totals, clock_ghz: float) -> RunMetrics:
@@ -136,4 +141,7 @@ def run_metrics(run_totals: Totals, baseline: Totals, clock_ghz: float) -> RunMe
         io_savings=1.0 - _ratio(run_totals.dram_bytes, baseline.dram_bytes, 1.0),
         dominant_bound=run_totals.dominant_bound,
         energy_mj=None if run_totals.energy_pj is None else run_totals.energy_pj * 1e-9,
+        collective_share=_ratio(run_totals.cycles_by_category.get("collective", 0), run_totals.cycles, 0.0),
+        link_bytes=run_totals.link_bytes,
+        link_savings=1.0 - _ratio(run_totals.link_bytes, baseline.link_bytes, 1.0),
     )

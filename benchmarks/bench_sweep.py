@@ -4,7 +4,10 @@ Axes (10 × 5 × 4 × 5 = 1,000 points on ascend_like): DRAM bandwidth, L1 size,
 and the sparsifier's throughput. Every point simulates all 12 runs of the trace. Prints the wall time
 and points per second; a second line repeats the sweep on the finished table (the resume path: nothing
 recomputed). The worst case then sweeps DRAM bandwidth alone over 200 values, so every point changes
-every GEMM's timing and nothing is reused between points (target: at least 50 points/s).
+every GEMM's timing and nothing is reused between points (target: at least 50 points/s). Last, the
+multi-chip target: tp ∈ {1, 2, 4, 8} on traces/llama-3.1-70b.json (6 patterns × 2 precisions = 12 runs) on
+ascend_like's 8-chip system, from loading the trace to the finished table with the simulator's caches
+cleared (target under 30 s).
 Run: .venv/bin/python benchmarks/bench_sweep.py [--workers N]
 """
 
@@ -23,6 +26,8 @@ from amber_sim.study.sweep import default_workers, prepare_job, run_sweep
 from amber_sim.trace import load_trace
 
 TARGET_SECONDS = 60.0
+TP_TARGET_SECONDS = 30.0
+TP_AXES = ["tp=1,2,4,8"]
 WORST_CASE_TARGET_POINTS_S = 50.0
 WORST_CASE_AXES = ["memory.dram.bandwidth_gb_s=400:3200:x1.0105"]  # 200 distinct bandwidths
 AXES = [
@@ -66,6 +71,23 @@ def main() -> None:
     print(f"worst case, every point changes every GEMM ({len(worst.keys)} DRAM bandwidths): {worst_s:.1f} s, "
           f"{rate:.1f} points/s (target {WORST_CASE_TARGET_POINTS_S:.0f}: "
           f"{'met' if rate >= WORST_CASE_TARGET_POINTS_S else 'NOT met'})")
+
+    tp_sweep(base, args.workers)
+
+
+def tp_sweep(base, workers: int) -> None:
+    from amber_sim.sim.engine import clear_caches
+
+    clear_caches()
+    start = time.perf_counter()
+    trace = load_trace(TRACE_DIR / "llama-3.1-70b.json")
+    job = prepare_job(base, trace, parse_axes(TP_AXES), (), 10_000)
+    with tempfile.TemporaryDirectory() as scratch:
+        run_sweep(job, Path(scratch) / DB_NAME, workers=workers)
+    total_s = time.perf_counter() - start
+    print(f"tp 1,2,4,8 x llama-3.1-70b.json ({len(trace.runs)} runs, {len(trace.runs[0].ops)} ops each) on "
+          f"{workers} worker(s), load to table: {total_s:.1f} s (target {TP_TARGET_SECONDS:.0f} s: "
+          f"{'met' if total_s < TP_TARGET_SECONDS else 'NOT met'})")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,10 @@ SPEC forms (docs/studies.md §Axes):
 Ranges apply to number fields only, so ``2:4`` is never mistaken for a range in a pattern list. Every
 value is checked by the hardware-config loader itself (types, bounds, cross-field rules), so a sweep
 point is exactly what the same YAML would give.
+
+Two axes are not config fields but how the prefill is split over the config's system (docs/model.md §8):
+``tp`` (chips of a tensor-parallel prefill, the main job's ``--tp``) and ``sp`` (sequence parallelism,
+``--sp``; at ``tp`` = 1 there is nothing to split and it changes nothing).
 """
 
 from __future__ import annotations
@@ -48,6 +52,9 @@ class SweepPoint:
         return dict(self.values)
 
 
+PARALLEL_AXES = {"tp": "integer", "sp": "boolean"}  # split of the prefill, not config fields
+
+
 def _field_types() -> dict[str, str]:
     """dotted path -> type name ('number', 'integer', 'string', 'boolean', 'list of string', 'mapping', ...)."""
     return {path: type_name.removesuffix(" or null") for path, type_name, _default, _doc in field_table()}
@@ -59,13 +66,15 @@ def leaf_paths() -> list[str]:
 
 def check_path(path: str, flag: str = "--vary") -> str:
     """The field's type name; a path that does not exist suggests the closest ones."""
+    if path in PARALLEL_AXES:
+        return PARALLEL_AXES[path]
     types = _field_types()
     if path in types and types[path] != "mapping":
         return types[path]
     if path in types:
         inner = [leaf for leaf in leaf_paths() if leaf.startswith(path + ".")]
         raise InputError(flag, path, f"is a section, not a value; vary one of its fields: {', '.join(inner[:6])}")
-    close = difflib.get_close_matches(path, leaf_paths(), n=3, cutoff=0.5)
+    close = difflib.get_close_matches(path, [*PARALLEL_AXES, *leaf_paths()], n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}?" if close else "see docs/hardware-config.md for every field"
     raise InputError(flag, path, f"no such hardware-config field; {hint}")
 
@@ -168,11 +177,27 @@ def parse_axis(spec: str, flag: str = "--vary") -> Axis:
             values = [int(round(value)) for value in values]
     else:
         values = [_scalar(item) for item in _split_top_level(text)]
+    if path in PARALLEL_AXES:
+        _check_parallel_values(path, values, flag)
     unique: list[Any] = []
     for value in values:
         if value not in unique:
             unique.append(value)
     return Axis(path=path, values=tuple(unique))
+
+
+def _check_parallel_values(path: str, values: list[Any], flag: str) -> None:
+    for value in values:
+        if path == "tp" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InputError(flag, path, f"expected numbers of chips >= 1 such as 1,2,4,8, got {value!r}")
+        if path == "sp" and not isinstance(value, bool):
+            raise InputError(flag, path, f"expected false, true or false,true, got {value!r}")
+
+
+def parallel_values(point: "SweepPoint") -> tuple[int, bool]:
+    """(tp, sp) of a point: 1 and false unless its axes set them."""
+    values = point.as_dict()
+    return int(values.get("tp", 1)), bool(values.get("sp", False))
 
 
 def parse_axes(specs: typing.Sequence[str], flag: str = "--vary") -> tuple[Axis, ...]:
@@ -235,14 +260,15 @@ def _set_path(data: dict[str, Any], path: str, value: Any, where: str) -> None:
 
 
 def apply_point(base: HardwareConfig, point: SweepPoint) -> HardwareConfig:
-    """The base config with the point's values, validated exactly like a YAML file."""
-    if not point.values:
+    """The base config with the point's config values (not ``tp``/``sp``), validated exactly like a YAML file."""
+    fields = [(path, value) for path, value in point.values if path not in PARALLEL_AXES]
+    if not fields:
         return base
     data = hardware_to_dict(base)
     where = base.source_path or base.name
-    for path, value in point.values:
+    for path, value in fields:
         _set_path(data, path, value, where)
-    label = ",".join(f"{path}={value}" for path, value in point.values)
+    label = ",".join(f"{path}={value}" for path, value in fields)
     try:
         config = hardware_from_dict(data, f"--vary {label}")
     except InputError as error:

@@ -41,9 +41,12 @@ class TracePlan:
     runs: tuple[RunInfo, ...]
     seq_len: int
     tokens: int
+    tp: int = 1          # chips the prefill is split over (the trace is one chip's share when > 1)
+    sp: bool = False     # sequence parallelism
 
 
-def build_plan(trace: Trace) -> TracePlan:
+def build_plan(trace: Trace, tp: int = 1, sp: bool = False) -> TracePlan:
+    """The plan of ``trace``; ``tp``/``sp`` say how it was sharded (sim.parallel.shard_trace), for the rows."""
     infos = []
     for run in trace.runs:
         measured = run.metrics or {}
@@ -53,7 +56,7 @@ def build_plan(trace: Trace) -> TracePlan:
             top1_agreement=measured.get("top1_agreement"),
             sparsified_linear_flop_share=summarize_run(run).sparsified_linear_flop_share))
     return TracePlan(program=compile_trace(trace), runs=tuple(infos), seq_len=trace.capture.seq_len,
-                     tokens=trace.capture.tokens)
+                     tokens=trace.capture.tokens, tp=tp, sp=sp)
 
 
 def evaluate_point(hw: HardwareConfig, plan: TracePlan) -> list[dict[str, Any]]:
@@ -66,7 +69,8 @@ def evaluate_point(hw: HardwareConfig, plan: TracePlan) -> list[dict[str, Any]]:
         numbers = run_metrics(totals, baseline, hw.clock_ghz)
         row: dict[str, Any] = {
             "run_id": info.run_id, "pattern": info.pattern, "criterion": info.criterion, "policy": info.policy,
-            "mitigation": info.mitigation, "precision": info.precision, "seq_len": plan.seq_len,
+            "mitigation": info.mitigation, "precision": info.precision, "seq_len": plan.seq_len, "tp": plan.tp,
+            "sp": plan.sp,
             "baseline": program.baseline,
             "prefill_cycles": numbers.prefill_cycles, "baseline_cycles": numbers.baseline_cycles,
             "prefill_ms": numbers.prefill_ms, "end_to_end_speedup": numbers.end_to_end_speedup,
@@ -74,6 +78,8 @@ def evaluate_point(hw: HardwareConfig, plan: TracePlan) -> list[dict[str, Any]]:
             "dram_bytes": numbers.dram_bytes, "useful_macs": numbers.useful_macs,
             "activation_io_savings": numbers.activation_io_savings, "io_savings": numbers.io_savings,
             "energy_mj": numbers.energy_mj, "dominant_bound": numbers.dominant_bound,
+            "collective_share": numbers.collective_share, "link_bytes": numbers.link_bytes,
+            "link_savings": numbers.link_savings,
             "perplexity": info.perplexity, "top1_agreement": info.top1_agreement,
             "sparsified_linear_flop_share": info.sparsified_linear_flop_share,
         }

@@ -36,6 +36,8 @@ RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("compute_utilization", "REAL"), ("dram_bytes", "REAL"), ("useful_macs", "REAL"),
     ("activation_io_savings", "REAL"), ("io_savings", "REAL"), ("energy_mj", "REAL"), ("dominant_bound", "TEXT"),
     ("perplexity", "REAL"), ("top1_agreement", "REAL"), ("sparsified_linear_flop_share", "REAL"),
+    ("tp", "INTEGER"), ("sp", "INTEGER"), ("collective_share", "REAL"), ("link_bytes", "REAL"),
+    ("link_savings", "REAL"),
     *((f"{name}_cycles", "INTEGER") for name in CATEGORIES),
     *((f"baseline_{name}_cycles", "INTEGER") for name in CATEGORIES),
 )
@@ -120,6 +122,18 @@ class ResultStore:
                              "point_json TEXT NOT NULL, hw_name TEXT NOT NULL, PRIMARY KEY (trace_hash, config_hash))")
             self._db.execute(f"CREATE TABLE IF NOT EXISTS results (trace_hash TEXT NOT NULL, config_hash TEXT NOT NULL, "
                              f"{columns}, PRIMARY KEY (trace_hash, config_hash, run_id))")
+        self._check_columns()
+
+    def _check_columns(self) -> None:
+        """A table whose rows have other columns (made by an older amber-sim) is refused, never half-filled."""
+        with closing(self._db.execute("PRAGMA table_info(results)")) as cursor:
+            found = [row[1] for row in cursor][2:]
+        if found != list(METRIC_NAMES):
+            self._db.close()
+            missing = [name for name in METRIC_NAMES if name not in found]
+            raise InputError(str(self.path), None, f"this results table has other columns (made by an older "
+                             f"amber-sim; missing: {', '.join(missing) or 'none'}): sweep into a new --out folder "
+                             "(or delete this one)")
 
     def _check_model_version(self) -> None:
         """A table filled by another version of the simulator's rules is refused, never mixed with new rows."""

@@ -1,5 +1,9 @@
 """The sweep runner: every (sequence length × hardware point), in local processes or on Dask.
 
+A point that splits the prefill over chips (axes ``tp``/``sp``) simulates one chip's share of the trace
+(``sim.parallel.shard_trace``): the sharded trace is built once per (sequence length, tp, sp, and the config's
+compressed all-gather and metadata format when they matter) and keyed like a trace of its own.
+
 Points already in the results table (same trace hash and config hash) are skipped, so an interrupted
 sweep resumes where it stopped and repeated points are never recomputed. A table holds one sweep
 (its :class:`~amber_sim.study.store.SweepIdentity`): another sweep's table is refused before any work. Workers evaluate batches of
@@ -17,7 +21,8 @@ from typing import Any, Callable, Sequence
 
 from amber_sim.errors import InputError
 from amber_sim.hw.config import HardwareConfig
-from amber_sim.study.axes import Axis, apply_point, check_point_count, sweep_points
+from amber_sim.sim.parallel import check_tp, shard_trace
+from amber_sim.study.axes import Axis, apply_point, check_point_count, parallel_values, sweep_points
 from amber_sim.study.evaluate import TracePlan, build_plan, evaluate_point
 from amber_sim.study.rescale import rescale_trace
 from amber_sim.study.store import ResultStore, SweepIdentity, config_hash, trace_hash
@@ -33,7 +38,8 @@ Progress = Callable[[int, int], None]
 class SweepJob:
     """What to compute: the traces per sequence length and the hardware points, in order."""
 
-    traces: dict[str, Trace]                                   # trace hash -> (rescaled) trace
+    traces: dict[str, Trace]                                   # trace key -> (rescaled, sharded) trace
+    splits: dict[str, tuple[int, bool]]                        # trace key -> (tp, sp) it was sharded with
     points: tuple[tuple[str, str, dict[str, Any], HardwareConfig], ...]  # (trace hash, config hash, values, hw)
     identity: SweepIdentity                                    # what the results table must hold
 
@@ -51,24 +57,46 @@ class SweepOutcome:
 
 def prepare_job(base: HardwareConfig, trace: Trace, axes: Sequence[Axis], seq_lens: Sequence[int],
                 max_points: int) -> SweepJob:
-    """Check the sweep's size, build every config (validated) and hash traces and configs."""
+    """Check the sweep's size, build every config (validated), shard the traces each point needs (checked:
+    a --tp that does not fit the system or a shape is refused here, before any work) and hash them."""
     check_point_count(axes, seq_lens, max_points)
     configs = []
     for point in sweep_points(axes):
         hw = apply_point(base, point)
-        configs.append((point, hw, config_hash(hw)))
+        tp, sp = parallel_values(point)
+        check_tp(tp, hw.system, f"{hw.name} (at the point {_label(point.as_dict())})")
+        configs.append((point, hw, config_hash(hw), tp, sp))
     traces: dict[str, Trace] = {}
+    splits: dict[str, tuple[int, bool]] = {}
     points = []
     for seq_len in seq_lens or (None,):
         rescaled = trace if seq_len is None else rescale_trace(trace, seq_len)
         t_hash = trace_hash(rescaled)
-        traces[t_hash] = rescaled
-        for point, hw, c_hash in configs:
+        for point, hw, c_hash, tp, sp in configs:
+            key, compressed = shard_key(t_hash, tp, sp, hw)
+            if key not in traces:
+                traces[key] = shard_trace(rescaled, tp, sp, compressed, hw.sparsity.metadata)
+                splits[key] = (tp, sp)
             values = point.as_dict()
             if seq_len is not None:
                 values["seq_len"] = seq_len
-            points.append((t_hash, c_hash, values, hw))
-    return SweepJob(traces=traces, points=tuple(points), identity=sweep_identity(base, trace, axes, seq_lens))
+            points.append((key, c_hash, values, hw))
+    return SweepJob(traces=traces, splits=splits, points=tuple(points), identity=sweep_identity(base, trace, axes, seq_lens))
+
+
+def _label(values: dict[str, Any]) -> str:
+    return ",".join(f"{path}={value}" for path, value in values.items())
+
+
+def shard_key(t_hash: str, tp: int, sp: bool, hw: HardwareConfig) -> tuple[str, bool]:
+    """The key of one chip's share of a trace, and whether its all-gathers are compressed. One chip without sp
+    keeps the trace's own hash (tables of single-chip sweeps are unchanged); the settings that change the sharded ops
+    (tp, sp, and with sp the config's compressed all-gather and metadata format) are part of the key."""
+    if tp == 1:  # nothing to split: sp changes no number, but its rows stay apart from sp=false's
+        return t_hash + ("-sp" if sp else ""), False
+    compressed = sp and hw.system is not None and hw.system.compressed_allgather
+    key = f"{t_hash}-tp{tp}" + ("-sp" if sp else "") + (f"-compressed-{hw.sparsity.metadata}" if compressed else "")
+    return key, compressed
 
 
 def sweep_identity(base: HardwareConfig, trace: Trace, axes: Sequence[Axis], seq_lens: Sequence[int]) -> SweepIdentity:
@@ -88,18 +116,20 @@ def _init_worker(traces: dict[str, Trace]) -> None:
     _WORKER_TRACES.update(traces)
 
 
-def _plan(t_hash: str, trace: Trace | None) -> TracePlan:
+def _plan(t_hash: str, trace: Trace | None, split: tuple[int, bool]) -> TracePlan:
     plan = _WORKER_PLANS.get(t_hash)
     if plan is None:
-        plan = build_plan(trace if trace is not None else _WORKER_TRACES[t_hash])
+        plan = build_plan(trace if trace is not None else _WORKER_TRACES[t_hash], *split)
         _WORKER_PLANS[t_hash] = plan
     return plan
 
 
 def evaluate_batch(t_hash: str, batch: list[tuple[str, dict[str, Any], HardwareConfig]],
-                   trace: Trace | None = None) -> list[tuple[str, str, dict[str, Any], str, list[dict[str, Any]]]]:
-    """Rows of every point of a batch (all of one trace); the trace comes with the call or the worker."""
-    plan = _plan(t_hash, trace)
+                   trace: Trace | None = None, split: tuple[int, bool] = (1, False)
+                   ) -> list[tuple[str, str, dict[str, Any], str, list[dict[str, Any]]]]:
+    """Rows of every point of a batch (all of one trace, sharded as ``split`` = (tp, sp)); the trace comes with
+    the call or the worker."""
+    plan = _plan(t_hash, trace, split)
     return [(t_hash, c_hash, values, hw.name, evaluate_point(hw, plan)) for c_hash, values, hw in batch]
 
 
@@ -126,7 +156,7 @@ def _run_inline(job, batches, store, done, total, progress) -> int:
     plans: dict[str, TracePlan] = {}
     for t_hash, batch in batches:
         if t_hash not in plans:
-            plans[t_hash] = build_plan(job.traces[t_hash])
+            plans[t_hash] = build_plan(job.traces[t_hash], *job.splits[t_hash])
         results = [(t_hash, c_hash, values, hw.name, evaluate_point(hw, plans[t_hash])) for c_hash, values, hw in batch]
         done += store.add_points(results)
         progress(done, total)
@@ -139,7 +169,7 @@ def _run_processes(job, batches, store, done, total, progress, workers: int) -> 
         pending = set()
         try:
             for t_hash, batch in batches:
-                pending.add(pool.submit(evaluate_batch, t_hash, batch))
+                pending.add(pool.submit(evaluate_batch, t_hash, batch, None, job.splits[t_hash]))
             for future in concurrent.futures.as_completed(pending):
                 done += store.add_points(future.result())
                 progress(done, total)
@@ -167,7 +197,7 @@ def _run_dask(job, batches, store, done, total, progress, client) -> int:
     from distributed import as_completed
 
     scattered = {t_hash: client.scatter(trace, broadcast=True) for t_hash, trace in job.traces.items()}
-    futures = [client.submit(evaluate_batch, t_hash, batch, scattered[t_hash], pure=False)
+    futures = [client.submit(evaluate_batch, t_hash, batch, scattered[t_hash], job.splits[t_hash], pure=False)
                for t_hash, batch in batches]
     try:
         for future in as_completed(futures):

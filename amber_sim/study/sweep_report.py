@@ -31,6 +31,27 @@ def _peak_flop_per_s(hw: HardwareConfig, int8: bool) -> float:
     return 2.0 * peak_macs_per_cycle(hw, int8) * hw.clock_ghz * 1e9
 
 
+MULTICHIP_ROWS = 48
+
+
+def _multichip_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The interconnect numbers of the points that split the prefill over chips (axis tp > 1), if any."""
+    split = [row for row in rows if (row.get("tp") or 1) > 1]
+    if not split:
+        return []
+    lines = ["## Multi-chip points (one chip's numbers, collectives included)", "",
+             "| run | point | prefill ms | e2e speedup | collective share | link GB per chip | link savings |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for row in split[:MULTICHIP_ROWS]:
+        point = ", ".join(f"{key}={plots._axis_text(value)}" for key, value in row["point"].items())
+        lines.append(f"| {row['run_id']} | {point} | {row['prefill_ms']:.3f} | {row['end_to_end_speedup']:.3f} | "
+                     f"{100 * row['collective_share']:.1f}% | {row['link_bytes'] / 1e9:.3f} | "
+                     f"{100 * row['link_savings']:.1f}% |")
+    if len(split) > MULTICHIP_ROWS:
+        lines.append(f"| … {len(split) - MULTICHIP_ROWS} more rows in results.csv | | | | | | |")
+    return lines + [""]
+
+
 def write_sweep_report(rows: list[dict[str, Any]], axes: Sequence[Axis], seq_lens: Sequence[int],
                        base: HardwareConfig, configs: dict[str, HardwareConfig], out_dir: Path,
                        trace_name: str, command: str | None) -> list[str]:
@@ -81,6 +102,7 @@ def write_sweep_report(rows: list[dict[str, Any]], axes: Sequence[Axis], seq_len
         lines.append(f"| {row['run_id']} | {point} | {row['end_to_end_speedup']:.3f} | {row['linear_speedup']:.3f} | "
                      f"{row['prefill_ms']:.3f} | {row['dominant_bound']} |")
     lines.append("")
+    lines += _multichip_lines(rows)
     for caption, name in figures:
         lines += [f"## {caption}", "", f"![{caption}]({name})", ""]
     atomic_write_text(out_dir / "report.md", "\n".join(lines))

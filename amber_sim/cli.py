@@ -173,7 +173,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         compressed = hardware.system is not None and hardware.system.compressed_allgather
         result = simulate_trace(hardware, shard_trace(trace, args.tp, args.sp, compressed, hardware.sparsity.metadata))
         if args.tp > 1:
-            kind = ("sequence and tensor parallel" + (", compressed all-gathers" if compressed else "") if args.sp
+            overlapped = args.sp and hardware.system.overlap_collectives
+            kind = ("sequence and tensor parallel" + (", compressed all-gathers" if compressed else "")
+                    + (", collectives overlapped with their GEMMs" if overlapped else "") if args.sp
                     else "tensor parallel")
             console.print(f"{kind} over {args.tp} chips of {hardware.name}'s system: every number below is one "
                           "chip's, collectives included (docs/model.md §8)")

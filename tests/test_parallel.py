@@ -12,7 +12,7 @@ from amber_sim.errors import InputError
 from amber_sim.hw.config import load_hardware
 from amber_sim.paths import HW_CONFIG_DIR, bundled_traces
 from amber_sim.sim.collectives import collective_cost
-from amber_sim.sim.engine import simulate_trace
+from amber_sim.sim.engine import simulate_ops, simulate_trace
 from amber_sim.sim.parallel import check_tp, shard_ops, shard_trace
 from amber_sim.trace import Op, load_trace
 
@@ -174,3 +174,71 @@ def test_compressed_all_gathers_save_link_bytes_when_every_reader_is_pruned(a100
         Run(id="2:4/x/x/fp16", pattern="2:4", criterion="x", policy="x", mitigation="none", precision="fp16",
             metrics=None, ops=sparse))))
     assert result.runs[1].numbers.link_savings == pytest.approx(1 - 1.125 / 2)
+
+
+# ---------------------------------------------------------------- overlap of collectives with GEMMs
+
+def _overlap_layer():
+    """A norm read by q and k (a mitigation of q between them), and o, row-parallel, reading q's output."""
+    norm = Op(name="norm", layer=0, role="rmsnorm", kind="vector", elements=2048 * 4096, ops_per_element=4.0,
+              bytes_in=2 * 2048 * 4096, bytes_out=2 * 2048 * 4096)
+    q = Op(name="q", layer=0, role="q", kind="linear", M=2048, K=4096, N=4096, producer="norm")
+    mitigation = Op(name="q.mitigation", layer=0, role="mitigation", kind="vector", elements=2048 * 4096,
+                    ops_per_element=1.0, bytes_in=2 * 2048 * 4096, bytes_out=2 * 2048 * 4096, sparse_overhead=True)
+    k = Op(name="k", layer=0, role="k", kind="linear", M=2048, K=4096, N=1024, producer="norm")
+    o = Op(name="o", layer=0, role="o", kind="linear", M=2048, K=4096, N=4096, producer="q")
+    return (norm, q, mitigation, k, o)
+
+
+def _system(hw, **changes):
+    return dataclasses.replace(hw, system=dataclasses.replace(hw.system, **changes))
+
+
+def test_overlap_partners_are_the_gemms_next_to_each_sp_collective():
+    from amber_sim.sim.engine import overlap_partner_positions
+
+    ops = shard_ops(_overlap_layer(), 8, sp=True)
+    assert [op.name for op in ops] == ["norm", "norm.all_gather", "q", "q.mitigation", "k", "o", "o.reduce_scatter"]
+    assert overlap_partner_positions(ops, 1) == (2, 4)  # q and k; the mitigation between them is skipped
+    assert overlap_partner_positions(ops, 6) == (5,)
+    assert overlap_partner_positions(ops, 2) == ()
+    plain = shard_ops(_overlap_layer(), 8)  # without SP: an all-reduce, which nothing overlaps
+    assert overlap_partner_positions(plain, [op.role for op in plain].index("all_reduce")) == ()
+
+
+def test_golden_overlap_with_slow_links(a100):
+    """Links so slow (1 ms per step) that no GEMM can hide a whole collective: the pair of a collective C and
+    its GEMMs G, both in 8 chunks, takes C + G/8, so the collective's exposed time is C − 7/8 · G: the
+    all-gather loses ⌊7/8 (G_q + G_k)⌋ cycles, the reduce-scatter ⌊7/8 G_o⌋, and nothing else changes."""
+    ops = shard_ops(_overlap_layer(), 8, sp=True)
+    slow = _system(a100, latency_us=1000.0)
+    off = {op.name: op for op in simulate_ops(slow, ops)}
+    on = {op.name: op for op in simulate_ops(_system(slow, overlap_collectives=True), ops)}
+    gather_gemms = off["q"].cycles + off["k"].cycles
+    assert on["norm.all_gather"].cycles == off["norm.all_gather"].cycles - gather_gemms * 7 // 8
+    assert on["norm.all_gather"].hidden_cycles == gather_gemms * 7 // 8
+    assert on["o.reduce_scatter"].cycles == off["o.reduce_scatter"].cycles - off["o"].cycles * 7 // 8
+    for name in ("norm", "q", "q.mitigation", "k", "o"):
+        assert on[name].cycles == off[name].cycles
+    assert on["norm.all_gather"].link_bytes == off["norm.all_gather"].link_bytes  # hidden, not removed
+
+
+def test_overlap_with_fast_links_hides_every_collective(a100):
+    """Links 100× faster than NVLink: each collective is shorter than 7/8 of its GEMMs, so none is exposed."""
+    ops = shard_ops(_overlap_layer(), 8, sp=True)
+    fast = _system(a100, link_bandwidth_gb_s=2500.0, latency_us=0.0, overlap_collectives=True)
+    results = {op.name: op for op in simulate_ops(fast, ops)}
+    assert results["norm.all_gather"].cycles == 0 and results["norm.all_gather"].hidden_cycles > 0
+    assert results["o.reduce_scatter"].cycles == 0
+
+
+def test_overlap_never_slows_a_prefill_and_leaves_all_reduces_alone(llama, a100):
+    overlapped = _system(a100, overlap_collectives=True)
+    with_sp = shard_trace(llama, 8, sp=True)
+    for off, on in zip(simulate_trace(a100, with_sp).runs, simulate_trace(overlapped, with_sp).runs):
+        assert on.totals.cycles < off.totals.cycles
+        assert on.totals.cycles >= off.totals.cycles - off.totals.cycles_by_category["collective"]
+        assert on.totals.link_bytes == off.totals.link_bytes
+    without_sp = shard_trace(llama, 8)
+    assert [run.totals for run in simulate_trace(a100, without_sp).runs] == \
+        [run.totals for run in simulate_trace(overlapped, without_sp).runs]

@@ -170,6 +170,10 @@ class SystemConfig:
     compressed_allgather: bool = spec("with sequence parallelism, an activation whose readers are all pruned alike "
                                       "crosses the links in its compressed N:M form (values + metadata)",
                                       default=False)
+    overlap_collectives: bool = spec("with sequence parallelism, split each all-gather and reduce-scatter into "
+                                     "per-chip chunks that overlap the GEMMs reading / producing them (collective "
+                                     "matmul, as Megatron-LM's tp-comm-overlap): only what (p-1)/p of those GEMMs "
+                                     "cannot hide stays exposed", default=False)
 
 
 @dataclass(frozen=True)

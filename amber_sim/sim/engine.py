@@ -66,6 +66,7 @@ class OpResult:
     bound: str                 # compute | memory | sparsifier | vector | collective
     energy_pj: float | None
     link_bytes: float = 0.0    # bytes this chip sends over its links (collectives only)
+    hidden_cycles: int = 0     # a collective's cycles hidden behind the GEMMs it overlaps (not in ``cycles``)
 
     @property
     def dram_bytes(self) -> float:
@@ -125,6 +126,7 @@ class OpKey:
     producer_kind: str | None = None         # linears: the kind of the op that produces the activation
     fused_consumers: tuple[Op, ...] = ()     # producers: the pruned linears whose selection may fuse here
     dense_consumers: bool = False            # producers: some consumer reads the dense output
+    overlap_partners: tuple["OpKey", ...] = ()  # SP collectives: the GEMMs they can overlap (docs/model.md §8)
 
 
 def _blank(op: Op) -> Op:
@@ -143,7 +145,32 @@ def op_keys(ops: tuple[Op, ...]) -> list[OpKey]:
         group = groups.get(position)
         fused = tuple(blanked[c] for c in group.sparse_consumers) if group is not None else ()
         keys.append(OpKey(blanked[position], producer_kind, fused, group.dense_consumers if group else False))
+    for position, op in enumerate(ops):
+        partners = overlap_partner_positions(ops, position)
+        if partners:
+            keys[position] = dataclasses.replace(keys[position], overlap_partners=tuple(keys[i] for i in partners))
     return keys
+
+
+def overlap_partner_positions(ops: tuple[Op, ...], position: int) -> tuple[int, ...]:
+    """The GEMMs a sequence-parallel collective can overlap, by where sim.parallel.shard_ops puts it: a
+    reduce-scatter right after the row-parallel linear whose output it reduces; an all-gather right before the
+    linears that read what it gathers (the linears after it with the first one's producer, mitigation work
+    between them skipped)."""
+    op = ops[position]
+    if op.kind != "collective":
+        return ()
+    if op.role == "reduce_scatter":
+        return (position - 1,) if position > 0 and ops[position - 1].kind == "linear" else ()
+    if op.role != "all_gather" or position + 1 >= len(ops) or ops[position + 1].kind != "linear":
+        return ()
+    producer, partners = ops[position + 1].producer, []
+    for later in range(position + 1, len(ops)):
+        if ops[later].kind == "linear" and ops[later].producer == producer:
+            partners.append(later)
+        elif not ops[later].sparse_overhead:  # a mitigation between the readers does not end the group
+            break
+    return tuple(partners)
 
 
 # ---------------------------------------------------------------- one GEMM op
@@ -292,6 +319,13 @@ def _simulate_collective_op(hw: HardwareConfig, key: OpKey) -> OpResult:
     cycles = int(math.ceil(cost.seconds * hw.clock_ghz * 1e9 - 1e-9))
     rule = (f"{op.role} of {op.bytes_in:,} bytes over {op.batch} chips, {cost.algorithm} algorithm: {cost.steps} "
             f"steps of {hw.system.latency_us:g} µs + {cost.sent_bytes_per_chip:,.0f} bytes per chip over the links")
+    hidden = 0
+    if hw.system.overlap_collectives and key.overlap_partners and cycles:
+        gemm_cycles = sum(simulate_key(hw, partner).cycles for partner in key.overlap_partners)
+        hidden = min(cycles, hideable_cycles(gemm_cycles, op.batch))
+        cycles -= hidden
+        rule += (f"; {hidden:,} cycles hidden behind {len(key.overlap_partners)} GEMM(s) of {gemm_cycles:,} cycles "
+                 f"split into {op.batch} chunks")
     return OpResult(
         name=op.name, layer=op.layer, role=op.role, kind="collective", mode="collective", data_pattern="dense",
         hw_pattern=None, rule=rule, mapping=None, cycles=cycles, compute_cycles=0, load_cycles=0, store_cycles=0,
@@ -299,7 +333,16 @@ def _simulate_collective_op(hw: HardwareConfig, key: OpKey) -> OpResult:
         activation_bytes=0.0, weight_bytes=0.0, output_bytes=0.0, other_bytes=0.0, sparsifier_bytes=0.0,
         l2_bytes=0.0, useful_macs=0.0, issued_macs=0.0, peak_macs_per_cycle=peak_macs_per_cycle(hw, False),
         bound="collective", energy_pj=None if hw.energy is None else 0.0, link_bytes=cost.sent_bytes_per_chip,
+        hidden_cycles=hidden,
     )
+
+
+def hideable_cycles(gemm_cycles: int, chips: int) -> int:
+    """What a collective split into ``chips`` chunks can hide behind GEMMs of ``gemm_cycles`` split alike: all
+    but one chunk of the GEMM runs while a chunk moves (the first all-gather chunk is the chip's own, the last
+    reduce-scatter chunk is computed before it is sent), so the pair takes max(G, C + G/p) and C − (p−1)/p · G
+    of the collective stays exposed."""
+    return (gemm_cycles * (chips - 1)) // chips
 
 
 @lru_cache(maxsize=65536)

@@ -385,3 +385,22 @@ def test_capture_records_the_correction_in_the_epilogue(checkpoint, tmp_path, mo
                                                                                   linear.producer)
     assert "Learned output corrections (learnable-scale-shift" in trace.capture.notes
     assert "from 64 calibration tokens" in trace.capture.notes
+
+
+@pytest.mark.parametrize("metric", ["output-error", "loss"])
+def test_a_calibrated_learnable_run_chooses_its_skip_list_without_the_correction(tiny_llama, ids, tmp_path,
+                                                                                 monkeypatch, metric):
+    """The calibrated policy with a learnable mitigation (which failed: the calibration's candidate sets had no
+    trained correction) picks the skip list the same run without mitigation picks, then trains the correction
+    once, for the linears that list leaves pruned."""
+    from amber_sim.pruning.policy import Calibrator
+
+    monkeypatch.setenv("AMBER_SIM_CACHE", str(tmp_path))
+    calibrator = Calibrator(tiny_llama, ids, learning=LearnSettings(**FEW))
+    learned = dataclasses.replace(_config("learnable-shift"), policy="calibrated")
+    resolved, stats = calibrator.resolve(learned, metric, target_share=0.4)
+    plain, _ = calibrator.resolve(dataclasses.replace(learned, mitigation="none"), metric, target_share=0.4)
+    assert (resolved.skip_layers, resolved.skip_linears) == (plain.skip_layers, plain.skip_linears)
+    assert resolved.skip_layers or resolved.skip_linears  # 0.4 of 0.594 (the paper's share): something is kept dense
+    pruned = {name for name, _module in learnable.pruned_linears(tiny_llama, resolved)}
+    assert set(stats.output_corrections) == pruned and len(calibrator.learned_log) == 1

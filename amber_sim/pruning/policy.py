@@ -147,9 +147,14 @@ class Calibrator:
     def _skip_fields(self, config: AmberConfig, stats: CalibrationStats, metric: str, target_share: float,
                      progress: Progress | None) -> dict:
         """The calibrated skip list as AmberConfig fields, chosen once per pattern, criterion, mitigation, metric
-        and share (on fp16 masks: a w8a8 run reuses its fp16 twin's list)."""
+        and share (on fp16 masks: a w8a8 run reuses its fp16 twin's list). A learnable mitigation is chosen for
+        without its correction: the correction is trained for a pruned set, and the calibration weighs a
+        different set per candidate (1 + 2·layers of them for the loss metric), so it is trained once, for the
+        chosen set (:meth:`resolve`)."""
         from amber_sim.pruning.calibrate import calibrate_skip_layers, calibrate_skip_linears
 
+        if config.mitigation in LEARNABLE_MITIGATIONS:
+            config = dataclasses.replace(config, mitigation="none")
         key = (config.pattern, config.criterion, config.mitigation, metric, target_share)
         if key not in self._skips:
             if metric == "output-error":

@@ -379,20 +379,33 @@ def cmd_validate_collectives(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from amber_sim.paths import VALIDATION_DIR
-    from amber_sim.validate.collectives import (COLLECTIVE_TARGET, compare_collectives, load_nccl_measurements,
-                                                series_stats, worst_targeted_error)
+    from amber_sim.validate.collectives import (COLLECTIVE_TARGET, compare_collectives, harness_floors,
+                                                load_nccl_measurements, series_stats, worst_targeted_error)
 
     path = Path(args.set) if args.set else VALIDATION_DIR / "nccl_measurements.csv"
-    comparisons = compare_collectives(load_nccl_measurements(path))
+    rows = load_nccl_measurements(path)
+    comparisons = compare_collectives(rows)
     console = _console()
     table = Table(title=f"collectives against published nccl-tests tables ({path.name}): time per call",
                   title_justify="left")
-    for name in ("series", "config", "points", "mean |error|", "max |error|", "targeted"):
+    for name in ("series", "config", "points", "mean |error|", "max |error|", "protocols", "targeted"):
         table.add_column(name, justify="right" if name in ("points", "mean |error|", "max |error|") else "left")
     for row in series_stats(comparisons):
+        members = [c for c in comparisons if c.measurement.id.rsplit("-", 1)[0] == row.series]
+        used = [c.protocol or "-" for c in sorted(members, key=lambda c: c.measurement.bytes)
+                if c.model_us >= c.floor_us]
+        protocols = ", ".join(dict.fromkeys(used))
+        floored = sum(c.model_us < c.floor_us for c in members)
+        if floored:
+            protocols = f"floor ×{floored}" + (f", {protocols}" if protocols else "")
         table.add_row(row.series, row.config, str(row.points), _pct(row.mean_abs_error), _pct(row.max_abs_error),
-                      "yes" if row.targeted else "no (NVLink SHARP active)")
+                      protocols, "yes" if row.targeted else "no (NVLink SHARP active)")
     console.print(table)
+    for config, (floor_us, row_id) in harness_floors(rows).items():
+        errors = [abs(c.error) for c in comparisons if c.config == config and c.targeted
+                  and 2**20 <= c.measurement.bytes <= 2**30]
+        worst_here = f"worst {_pct(max(errors))}" if errors else "no targeted rows"
+        console.print(f"{config}: nccl-tests per-call floor {floor_us:.2f} µs (fitted on {row_id}); {worst_here}")
     worst = worst_targeted_error(comparisons)
     met = worst is not None and worst <= COLLECTIVE_TARGET
     console.print(f"target: every collective from 1 MiB to 1 GiB within {COLLECTIVE_TARGET:.0%}: worst "

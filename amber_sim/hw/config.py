@@ -155,6 +155,26 @@ class EnergyConfig:
 
 
 @dataclass(frozen=True)
+class ProtocolConfig:
+    base_latency_us: float = spec("latency the protocol adds once per call, µs (NCCL's baseLat)", ge=0, le=1e6)
+    step_latency_us: float = spec("latency the protocol adds to every step of the algorithm, µs, on top of "
+                                  "system.latency_us (NCCL's hwLat per hop)", ge=0, le=1e6)
+    bandwidth_share: float = spec("share of the chip's collective bandwidth B the protocol moves data at (LL: 8 "
+                                  "data bytes per 16-byte line, 0.5; LL128: 120 of 128 bytes; Simple: 1)",
+                                  gt=0, le=1)
+
+
+@dataclass(frozen=True)
+class ProtocolsConfig:
+    ll: ProtocolConfig | None = spec("low-latency protocol (flag in every 8-byte word); omit if not offered",
+                                     default=None)
+    ll128: ProtocolConfig | None = spec("LL128 protocol (one flag word per 128-byte line); omit if not offered",
+                                        default=None)
+    simple: ProtocolConfig | None = spec("Simple protocol (bulk copies, a fence per step); omit if not offered",
+                                         default=None)
+
+
+@dataclass(frozen=True)
 class SystemConfig:
     chips: int = spec("chips in the system (one node); 1 is a single chip", gt=0, le=4096)
     topology: str = spec("how the chips connect: ring (each chip to its two neighbours), full_mesh (a link to "
@@ -162,9 +182,17 @@ class SystemConfig:
                          choices=("ring", "full_mesh", "switch"))
     link_bandwidth_gb_s: float = spec("bandwidth of one link in one direction, GB/s (10⁹ bytes per second)", gt=0)
     links_per_chip: int = spec("links of one chip (all of them are used at once by the collectives)", gt=0, le=1024)
-    latency_us: float = spec("latency of one step of a collective algorithm (a message across a link), µs", ge=0)
+    latency_us: float = spec("latency of one step of a collective algorithm (a message across a link), µs; "
+                             "with protocols, each protocol's step_latency_us is added to it", ge=0)
     sustained_fraction: float = spec("fraction of the links' bandwidth a collective library sustains (protocol "
                                      "headers, flow control); 1 moves at the line rate", default=1.0, gt=0, le=1)
+    algorithms: tuple[str, ...] = spec("the collective algorithms the system's library runs, a subset of ring, "
+                                       "direct, tree, in_switch (docs/model.md §8); auto takes the fastest of "
+                                       "them the topology allows; empty: all", default=())
+    protocols: ProtocolsConfig | None = spec("the library's transfer protocols (NCCL's LL, LL128, Simple): each "
+                                             "collective takes the fastest algorithm × protocol pair, the protocol "
+                                             "adding its latencies and moving data at its share of B; omit for "
+                                             "the plain α–β cost", default=None)
     in_switch_reduction: bool = spec("the switch reduces in the network (NVLink SHARP): an all-reduce sends and "
                                      "receives each byte once; switch topology only", default=False)
     compressed_allgather: bool = spec("with sequence parallelism, an activation whose readers are all pruned alike "
@@ -334,6 +362,21 @@ def _check_cross_fields(config: HardwareConfig, where: str) -> None:
                              f"{system.chips - 1} links per chip")
         if system.topology == "ring" and system.chips > 2 and system.links_per_chip < 2:
             raise InputError(where, "system.links_per_chip", "a ring needs at least 2 links per chip")
+        known = ("ring", "direct", "tree", "in_switch")
+        for index, name in enumerate(system.algorithms):
+            if name not in known:
+                raise InputError(where, f"system.algorithms[{index}]", f"expected one of {', '.join(known)}, "
+                                 f"got {name!r}")
+            if name in system.algorithms[:index]:
+                raise InputError(where, f"system.algorithms[{index}]", f"{name!r} is listed twice")
+        if system.algorithms and "ring" not in system.algorithms and (
+                system.topology == "ring" or not {"direct", "ring"} & set(system.algorithms)):
+            raise InputError(where, "system.algorithms", "every collective needs an algorithm: list ring (any "
+                             "topology) or direct (full mesh, switch)")
+        if system.protocols is not None and not any(
+                (system.protocols.ll, system.protocols.ll128, system.protocols.simple)):
+            raise InputError(where, "system.protocols", "give at least one of ll, ll128, simple (or omit "
+                             "protocols for the plain α–β cost)")
 
 
 def hardware_from_dict(data: Any, where: str = "<config>") -> HardwareConfig:

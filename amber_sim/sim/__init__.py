@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 # Bumped whenever a rule changes the numbers: a sweep table made by another version is not resumed.
-MODEL_VERSION = 7
+MODEL_VERSION = 8
 
 # The compiled kernels call each other across modules, and Numba's on-disk cache only notices edits to a
 # kernel's own file: an edit to pipeline.py would leave mapper.py's cached search running the old

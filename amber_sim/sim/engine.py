@@ -317,8 +317,10 @@ def _simulate_collective_op(hw: HardwareConfig, key: OpKey) -> OpResult:
                          "single chip")
     cost = collective_cost(hw.system, op.role, op.bytes_in, chips=op.batch)
     cycles = int(math.ceil(cost.seconds * hw.clock_ghz * 1e9 - 1e-9))
-    rule = (f"{op.role} of {op.bytes_in:,} bytes over {op.batch} chips, {cost.algorithm} algorithm: {cost.steps} "
-            f"steps of {hw.system.latency_us:g} µs + {cost.sent_bytes_per_chip:,.0f} bytes per chip over the links")
+    protocol = f", {cost.protocol} protocol (docs/model.md §8)" if cost.protocol else ""
+    rule = (f"{op.role} of {op.bytes_in:,} bytes over {op.batch} chips, {cost.algorithm} algorithm{protocol}: "
+            f"{cost.steps} steps of {hw.system.latency_us:g} µs + {cost.sent_bytes_per_chip:,.0f} bytes per chip "
+            "over the links")
     hidden = 0
     if hw.system.overlap_collectives and key.overlap_partners and cycles:
         gemm_cycles = sum(simulate_key(hw, partner).cycles for partner in key.overlap_partners)

@@ -15,7 +15,10 @@ from amber_sim.study.store import write_csv
 
 
 def _reference(axis_path: str, values: Sequence[Any], base: HardwareConfig | None) -> Any:
-    """The value other plots hold this axis at: the base config's, when the axis contains it, else the first."""
+    """The value other plots hold this axis at: the base config's, when the axis contains it, else the first;
+    ``sp`` is held at true when the axis has it (compressed all-gathers and overlap act only with it)."""
+    if axis_path == "sp" and True in values:
+        return True
     if base is not None and axis_path != "seq_len":
         node: Any = base
         for key in axis_path.split("."):

@@ -121,3 +121,17 @@ def test_a_missing_column_or_file_is_one_line(tmp_path):
         load_nccl_measurements(path)
     with pytest.raises(InputError, match="no such collective measurement set"):
         load_nccl_measurements(tmp_path / "absent.csv")
+
+
+def test_validate_hardware_reports_the_collective_target(capsys):
+    """`validate hardware` (the committed sets) ends with the collective model's line: the published nccl-tests
+    rows it was judged on and each GPU config's worst error (H100 within the 15% target, A100 not: its
+    one-process launch floors and mid-size channel counts, docs/validation.md), and exits 1 while unmet."""
+    from amber_sim.cli import main
+
+    assert main(["validate", "hardware"]) == 1
+    line = " ".join(capsys.readouterr().out.split())
+    assert "collectives against 121 nccl-tests rows" in line and "NOT met" in line.split("collectives against")[1]
+    h100 = float(line.split("h100_like.yaml worst ")[1].split("%")[0])
+    a100 = float(line.split("a100_like.yaml worst ")[1].split("%")[0])
+    assert h100 <= 15.0 < a100

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amber_sim.sim.engine import TWIN, RunResult, TraceResult
+from amber_sim.hw.config import HardwareConfig
+from amber_sim.sim.engine import TWIN, RunResult, TraceResult, mitigation_free_cycles
 from amber_sim.trace_summary import summarize_run
 
 
@@ -34,6 +35,7 @@ class RunRow:
     collective_share: float = 0.0  # tensor parallelism: share of the chip's prefill in collectives
     link_bytes: float = 0.0        # bytes each chip sends over its links
     link_savings: float = 0.0      # against the baseline's link bytes
+    mitigation_share: float = 0.0  # share of the prefill in the run's mitigation ops (role ``mitigation``)
 
 
 def baseline_phrase(rows: list[RunRow]) -> str:
@@ -46,7 +48,14 @@ def baseline_phrase(rows: list[RunRow]) -> str:
     return "the trace's dense run of the same precision (the run itself all-dense where the trace has none)"
 
 
-def run_row(result: RunResult) -> RunRow:
+def mitigation_share(hw: HardwareConfig, result: RunResult) -> float:
+    """1 − the run's prefill cycles without its mitigation ops / with them (0 when it has none)."""
+    if not result.totals.cycles or not any(op.role == "mitigation" for op in result.run.ops):
+        return 0.0
+    return 1.0 - mitigation_free_cycles(hw, result.run) / result.totals.cycles
+
+
+def run_row(result: RunResult, hw: HardwareConfig) -> RunRow:
     run = result.run
     accuracy = run.metrics or {}
     numbers = result.numbers
@@ -61,11 +70,23 @@ def run_row(result: RunResult) -> RunRow:
         perplexity=accuracy.get("perplexity"), top1_agreement=accuracy.get("top1_agreement"),
         dominant_bound=numbers.dominant_bound, energy_mj=numbers.energy_mj,
         collective_share=numbers.collective_share, link_bytes=numbers.link_bytes, link_savings=numbers.link_savings,
+        mitigation_share=mitigation_share(hw, result),
     )
 
 
+def mitigation_phrase(rows: list[RunRow]) -> str:
+    """Which mitigation the sparse runs use, in words, for the caption of the ``mitig.`` column."""
+    used: dict[str, list[str]] = {}
+    for row in rows:
+        if row.pattern != "dense":
+            used.setdefault(row.mitigation, []).append(row.run_id)
+    if len(used) <= 1:
+        return next(iter(used), "none")
+    return "; ".join(f"{name} ({', '.join(ids)})" for name, ids in used.items())
+
+
 def run_rows(result: TraceResult) -> list[RunRow]:
-    return [run_row(run) for run in result.runs]
+    return [run_row(run, result.hardware) for run in result.runs]
 
 
 @dataclass(frozen=True)

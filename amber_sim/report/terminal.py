@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from amber_sim.report.metrics import baseline_phrase, choose_run, layer_rows, run_rows
+from amber_sim.report.metrics import baseline_phrase, choose_run, layer_rows, mitigation_phrase, run_rows
 from amber_sim.sim.engine import OpResult, TraceResult
 from amber_sim.validate.hardware import load_summary, silicon_note
 
@@ -24,18 +24,20 @@ def print_report(result: TraceResult, console, chosen_run_id: str | None = None,
     rows = run_rows(result)
     table = Table(title=f"{Path(trace.source_path or '').name} on {hw.name} ({trace.model.name}, "
                         f"{trace.capture.tokens} tokens); speedups vs {baseline_phrase(rows)} on this hardware",
-                  title_justify="left")
+                  title_justify="left",
+                  caption=f"mitig.: share of the prefill the run's mitigation costs ({mitigation_phrase(rows)})",
+                  caption_justify="left")
     columns = (("run", "left"), ("prefill ms", "right"), ("Mcycles", "right"), ("linear ×", "right"),
                ("e2e ×", "right"), ("util.", "right"), ("DRAM GB", "right"), ("act. DRAM traffic saved", "right"),
-               ("I/O saved", "right"), ("sparse FLOPs", "right"), ("ppl", "right"), ("top-1", "right"),
-               ("bound", "left"))
+               ("I/O saved", "right"), ("sparse FLOPs", "right"), ("mitig.", "right"), ("ppl", "right"),
+               ("top-1", "right"), ("bound", "left"))
     for name, justify in columns:
         table.add_column(name, justify=justify, no_wrap=name == "run")
     for row in rows:
         table.add_row(row.run_id, f"{row.prefill_ms:.2f}", f"{row.prefill_cycles / 1e6:.2f}", f"{row.linear_speedup:.3f}",
                       f"{row.end_to_end_speedup:.3f}", f"{row.compute_utilization:.1%}", f"{row.dram_bytes / 1e9:.2f}",
                       f"{row.activation_io_savings:.1%}", f"{row.io_savings:.1%}",
-                      f"{row.sparsified_linear_flop_share:.1%}", _fmt(row.perplexity, ".2f"),
+                      f"{row.sparsified_linear_flop_share:.1%}", f"{row.mitigation_share:.1%}", _fmt(row.perplexity, ".2f"),
                       _fmt(row.top1_agreement, ".3f"), row.dominant_bound)
     console.print(table)
     if any(row.link_bytes for row in rows):

@@ -476,6 +476,15 @@ def simulate_run(hw: HardwareConfig, run: Run, baseline: Run | None = None) -> R
     return _run_result(hw, program.runs[0], simulate_keys(hw, program))
 
 
+def mitigation_free_cycles(hw: HardwareConfig, run: Run) -> int:
+    """Prefill cycles of ``run`` with its mitigation ops (role ``mitigation``) taken out: the run's cost less all
+    that its mitigation costs, including what the mitigation's ops force on others (a producer that must also
+    write the dense activation a per-token correction reads; docs/metrics.md, ``mitig.``)."""
+    kept = dataclasses.replace(run, ops=tuple(op for op in run.ops if op.role != "mitigation"))
+    program = compile_runs((kept,), {kept.id: None})
+    return program_totals(simulate_keys(hw, program), program.runs[0].counts()).cycles
+
+
 def simulate_trace(hw: HardwareConfig, trace: Trace) -> TraceResult:
     program = compile_trace(trace)
     results = simulate_keys(hw, program)

@@ -711,7 +711,8 @@ def add_accuracy_table(subparsers) -> None:
     parser.add_argument("results", nargs="+", help="`amber-sim eval` output folders (their accuracy.json), "
                         "one table of their rows in order")
     parser.add_argument("--columns", default="pattern,policy,left_dense,share,perplexity,ratio,top1",
-                        help="comma-separated: " + ", ".join(COLUMNS) + "; or grid (one column per policy)")
+                        help="comma-separated: " + ", ".join(COLUMNS) + "; or grid (one column per policy), or by-mitigation (a line per mitigation, a column per pattern "
+                        "and criterion)")
     parser.set_defaults(handler=cmd_accuracy_table)
 
 

@@ -20,20 +20,55 @@ of reach here. Each prints the numbers docs/accuracy.md quotes; all use amber-ro
   dense output from the pruned input x' (fit on 4 x 1,024 calibration tokens, tested on the next 1,024):
   relative output error of W x' and of W' x' against W x for 4 layers x 5 roles; also of W x' + W E[x - x']
   (a static bias correction, fit on the same tokens).
+
+Each probe also writes what it prints, with its settings and exact command line, to DIR/probe.json
+(``--out DIR``, default reports/accuracy/probe-<probe>/; written atomically). docs/accuracy.md quotes those
+committed files and tests/test_accuracy_docs.py checks that it does.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
+import shlex
+import sys
 from collections import Counter
+from pathlib import Path
 from unittest import mock
 
 import numpy as np
 
 CALIBRATION_TOKENS = 1024
 CRITERION, MITIGATION = "amber-robust", "variance-correction"
+MODEL = "smollm2-135m"
+WINDOW_TOKENS = 2048
+#: the roles the amber-paper policy prunes (in every layer but its skip list; all 30 layers in the roles probe)
+AMBER_PAPER_ROLES = ("q", "gate", "down")
+LS_LAYERS = (2, 10, 20, 28)  # the layers the ls-compensation probe fits
+
+
+def _default_out(probe: str) -> Path:
+    from amber_sim.paths import PROJECT_ROOT
+
+    return PROJECT_ROOT / "reports" / "accuracy" / f"probe-{probe}"
+
+
+def _write_probe(args, settings: dict, results: dict) -> Path:
+    """DIR/probe.json: the probe, its exact command line, its settings and every number it printed."""
+    import torch
+
+    from amber_sim.atomic import atomic_write_text
+
+    data = {"probe": args.probe, "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+            "settings": {"model": MODEL, "calibration_tokens": CALIBRATION_TOKENS, **settings},
+            "torch": torch.__version__, "results": results}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = atomic_write_text(out / "probe.json", json.dumps(data, indent=2) + "\n")
+    print(f"wrote {path}")
+    return path
 
 
 def _setup(eval_windows: int):
@@ -42,9 +77,9 @@ def _setup(eval_windows: int):
     from amber_sim.models.corpus import load_split, token_windows
     from amber_sim.models.loading import load_model
 
-    loaded = load_model("smollm2-135m")
+    loaded = load_model(MODEL)
     calibration = torch.as_tensor(token_windows(load_split("calibration", loaded.tokenizer), CALIBRATION_TOKENS, 1))
-    evaluation = torch.as_tensor(token_windows(load_split("evaluation", loaded.tokenizer), 2048, eval_windows)) \
+    evaluation = torch.as_tensor(token_windows(load_split("evaluation", loaded.tokenizer), WINDOW_TOKENS, eval_windows)) \
         if eval_windows else None
     return loaded, calibration, evaluation
 
@@ -79,15 +114,30 @@ def probe_roles(args) -> None:
     total = sum(module.in_features * module.out_features for *_, module in linears)
     dense = mean_token_loss(model, calibration)
     print(f"dense calibration loss {dense:.4f} nats")
-    for pattern in args.patterns.split(","):
+    patterns = args.patterns.split(",")
+    results = {"dense_calibration_loss": dense, "patterns": {}}
+    for pattern in patterns:
         config = AmberConfig(pattern=pattern, criterion=CRITERION, mitigation=MITIGATION, policy="all")
+        rows = results["patterns"][pattern] = {}
         with apply_amber(model, config) as handle:
             for role in LINEAR_ROLES:
                 handle.bypass = {name for name, _layer, other, _m in linears if other != role}
                 share = sum(m.in_features * m.out_features for _n, _l, r, m in linears if r == role) / total
                 cost = mean_token_loss(model, calibration) - dense
+                rows[role] = {"nats": cost, "flop_share": share, "nats_per_percent": cost / (100 * share)}
                 print(f"{pattern} {role:>4}: +{cost:.4f} nats, {share:5.1%} of linear FLOPs, "
                       f"{cost / (100 * share):.4f} nats per percent")
+            # the amber-paper roles together, in all 30 layers: do the single-role costs add up?
+            handle.bypass = {name for name, _layer, other, _m in linears if other not in AMBER_PAPER_ROLES}
+            share = sum(m.in_features * m.out_features for _n, _l, r, m in linears if r in AMBER_PAPER_ROLES) / total
+            cost = mean_token_loss(model, calibration) - dense
+            summed = sum(rows[role]["nats"] for role in AMBER_PAPER_ROLES)
+            rows["amber-paper"] = {"roles": list(AMBER_PAPER_ROLES), "nats": cost, "flop_share": share,
+                                   "nats_per_percent": cost / (100 * share), "summed_role_nats": summed}
+            print(f"{pattern} {'+'.join(AMBER_PAPER_ROLES)} (amber-paper roles): +{cost:.4f} nats, {share:5.1%} of "
+                  f"linear FLOPs, {cost / (100 * share):.4f} nats per percent (single roles sum to +{summed:.4f})")
+    _write_probe(args, {"criterion": CRITERION, "mitigation": MITIGATION, "policy": "all (one role set unbypassed)",
+                        "patterns": patterns}, results)
 
 
 def probe_single_linear(args) -> None:
@@ -110,15 +160,26 @@ def probe_single_linear(args) -> None:
     left_dense = set(knapsack_select(costs, features, budget))
     pruned = [key for key in features if key not in left_dense]
     share = sum(features[key] for key in pruned) / sum(features.values())
+    predicted = sum(costs[key] for key in pruned)
+    per_role = dict(Counter(role for _layer, role in pruned))
     print(f"{args.pattern}: single-linear costs sum {sum(costs.values()):.4f} nats; chosen share {share:.1%}, "
-          f"predicted {sum(costs[key] for key in pruned):+.4f} nats; pruned per role "
-          f"{dict(Counter(role for _layer, role in pruned))}")
+          f"predicted {predicted:+.4f} nats; pruned per role {per_role}")
     bypass = {names[key] for key in left_dense}
     with apply_amber(model, config) as handle:
         handle.bypass = bypass
         measured = mean_token_loss(model, calibration) - dense
+    evaluation_ratio = _eval_ratio(model, evaluation, config, bypass=bypass)
     print(f"calibration: {measured:+.4f} nats ({math.exp(measured):.3f} x); evaluation {args.windows} x 2,048 "
-          f"tokens: {_eval_ratio(model, evaluation, config, bypass=bypass):.3f} x dense perplexity")
+          f"tokens: {evaluation_ratio:.3f} x dense perplexity")
+    results = {"dense_calibration_loss": dense, "single_costs_sum_nats": sum(costs.values()),
+               "sparsified_linear_flop_share": share, "pruned_per_role": per_role,
+               "predicted_nats": predicted, "measured_calibration_nats": measured,
+               "calibration_ratio": math.exp(measured), "evaluation_ratio": evaluation_ratio,
+               "left_dense": [f"{layer}.{role}" for layer, role in sorted(left_dense)],
+               "single_costs_nats": {f"{layer}.{role}": cost for (layer, role), cost in costs.items()}}
+    _write_probe(args, {"criterion": CRITERION, "mitigation": MITIGATION, "policy": "all (knapsack leaves dense)",
+                        "pattern": args.pattern, "target_share": args.target_share,
+                        "evaluation_windows": args.windows, "window_tokens": WINDOW_TOKENS}, results)
 
 
 def _output_fisher_factors(model, calibration, linears) -> dict[str, np.ndarray]:
@@ -167,12 +228,18 @@ def probe_fisher(args) -> None:
         return factors.get(where.removeprefix("layer "), None) if criterion == "amber" else column_factor(criterion, w, where)
 
     dense = _window_losses(model, evaluation)
-    for pattern in args.patterns.split(","):
+    patterns = args.patterns.split(",")
+    results = {"dense_window_losses": dense, "patterns": {}}
+    for pattern in patterns:
         config = AmberConfig(pattern=pattern, criterion="amber", mitigation=MITIGATION, policy="amber-paper", skip_layers=())
         plain = _eval_ratio(model, evaluation, config, dense=dense)
         weighted = _eval_ratio(model, evaluation, config, dense=dense, patch_factor=fisher_factor)
+        results["patterns"][pattern] = {"amber_ratio": plain, "gradient_weighted_ratio": weighted}
         print(f"{pattern} amber-paper, {args.windows} x 2,048 tokens: amber {plain:.3f} x, "
               f"gradient-weighted amber {weighted:.3f} x dense perplexity")
+    _write_probe(args, {"criterion": "amber (plain) vs gradient-weighted amber", "mitigation": MITIGATION,
+                        "policy": "amber-paper", "skip_layers": [], "patterns": patterns,
+                        "evaluation_windows": args.windows, "window_tokens": WINDOW_TOKENS}, results)
 
 
 def probe_ls_compensation(args) -> None:
@@ -189,11 +256,13 @@ def probe_ls_compensation(args) -> None:
     roles = {"q", "o", "gate", "up", "down"}
     fits = [capture_linear_inputs(model, torch.as_tensor(tokens[i:i + 1]), roles) for i in range(4)]
     test = capture_linear_inputs(model, torch.as_tensor(tokens[4:5]), roles)
-    for pattern in args.patterns.split(","):
+    patterns = args.patterns.split(",")
+    results = {"patterns": {}}
+    for pattern in patterns:
         config = AmberConfig(pattern=pattern, criterion=CRITERION, mitigation=MITIGATION, policy="all")
-        plain_errors, refit_errors, bias_errors = [], [], []
+        plain_errors, refit_errors, bias_errors, rows = [], [], [], []
         for name, layer, role, module in find_decoder_linears(model):
-            if layer not in (2, 10, 20, 28) or role not in roles:
+            if layer not in LS_LAYERS or role not in roles:
                 continue
             weight = module.weight.detach().float()
             factor = column_factor(CRITERION, weight.numpy(), name)
@@ -209,10 +278,19 @@ def probe_ls_compensation(args) -> None:
             plain_errors.append(float((y - x_test_pruned @ weight.T).norm() / y.norm()))
             refit_errors.append(float((y - x_test_pruned @ refit.T).norm() / y.norm()))
             bias_errors.append(float((y - x_test_pruned @ weight.T - bias).norm() / y.norm()))
+            rows.append({"layer": layer, "role": role, "pruned": plain_errors[-1], "refitted": refit_errors[-1],
+                         "bias_corrected": bias_errors[-1]})
             print(f"{pattern} layer {layer:>2} {role:>4}: relative output error {plain_errors[-1]:.3f} pruned, "
                   f"{refit_errors[-1]:.3f} refitted, {bias_errors[-1]:.3f} bias-corrected")
         print(f"{pattern}: mean {np.mean(plain_errors):.3f} pruned, {np.mean(refit_errors):.3f} refitted "
               f"(ridge {args.ridge}), {np.mean(bias_errors):.3f} bias-corrected (held-out tokens)")
+        results["patterns"][pattern] = {"mean_pruned": float(np.mean(plain_errors)),
+                                        "mean_refitted": float(np.mean(refit_errors)),
+                                        "mean_bias_corrected": float(np.mean(bias_errors)), "linears": rows}
+    _write_probe(args, {"criterion": CRITERION, "mitigation": MITIGATION, "policy": "all", "patterns": patterns,
+                        "ridge": args.ridge, "layers": list(LS_LAYERS), "roles": sorted(roles),
+                        "fit_tokens": 4 * CALIBRATION_TOKENS, "held_out_tokens": CALIBRATION_TOKENS,
+                        "metric": "relative output error ||W x - y'|| / ||W x|| on the held-out tokens"}, results)
 
 
 def main() -> None:
@@ -230,7 +308,18 @@ def main() -> None:
     ls = sub.add_parser("ls-compensation")
     ls.add_argument("--patterns", default="8:16,2:4")
     ls.add_argument("--ridge", type=float, default=0.01)
+    for name, probe in (("roles", roles), ("single-linear", single), ("fisher", fisher), ("ls-compensation", ls)):
+        probe.add_argument("--out", metavar="DIR", default=None,
+                           help=f"where probe.json goes (default reports/accuracy/probe-{name}/)")
     args = parser.parse_args()
+    from amber_sim.atomic import check_output_dir
+    from amber_sim.errors import InputError
+
+    args.out = args.out or str(_default_out(args.probe))
+    try:
+        check_output_dir(args.out)  # before any work
+    except InputError as error:
+        parser.error(str(error))
     {"roles": probe_roles, "single-linear": probe_single_linear, "fisher": probe_fisher,
      "ls-compensation": probe_ls_compensation}[args.probe](args)
 

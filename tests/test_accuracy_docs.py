@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
+import shutil
+import subprocess
 
 import pytest
 
@@ -10,7 +14,7 @@ from amber_sim.cli import main
 from amber_sim.errors import InputError
 from amber_sim.paths import PROJECT_ROOT
 from amber_sim.report.accuracy_tables import (documented_tables, grid_table, joined_results, load_results,
-                                              markdown_table, render)
+                                              markdown_table, mitigation_table, render)
 
 ROW = {"pattern": "8:16", "precision": "fp16", "criterion": "amber", "mitigation": "none", "policy": "calibrated",
        "calibration_metric": "loss", "skip_layers": "", "skip_linears": "0.q 3.gate", "perplexity": 24.8512,
@@ -45,6 +49,22 @@ def test_golden_grid_table():
         "|---|---|---|---:|---:|---|",
         "| 8:16 | amber | none | 24.85 / 1.239 / 0.733 | 24.85 / 1.239 / 0.733 | 1 3 4 |",
         "| 8:16 | amber | median-shift | 30.00 / 1.500 / 0.733 |  |  |"]
+
+
+def test_golden_mitigation_table():
+    """A line per mitigation in first-seen order, a column per pattern + criterion, × dense / top-1 to 3 places,
+    the span of the shares in the first header; a pair a mitigation lacks is an empty cell; two rows for one cell
+    are refused (a table that silently kept one would hide a rerun)."""
+    rows = [ROW, {**ROW, "criterion": "gradient", "perplexity_ratio": 1.2216, "sparsified_linear_flop_share": 0.5516},
+            {**ROW, "mitigation": "scaling", "perplexity_ratio": 1.3}]
+    assert render({"rows": rows}, ["by-mitigation"]).splitlines() == [
+        "| mitigation (55.0%–55.2% sparsified) | 8:16 amber | 8:16 gradient |",
+        "|---|---:|---:|",
+        "| none | 1.239 / 0.733 | 1.222 / 0.733 |",
+        "| scaling | 1.300 / 0.733 |  |"]
+    assert mitigation_table({"rows": [ROW]}).splitlines()[0] == "| mitigation (55.0% sparsified) | 8:16 amber |"
+    with pytest.raises(InputError, match="two rows for 8:16 amber none"):
+        mitigation_table({"rows": [ROW, ROW]})
 
 
 def test_bad_results_are_one_line(tmp_path, capsys):
@@ -109,3 +129,200 @@ def test_the_readme_quotes_the_shipped_traces_own_accuracy():
     assert quoted.groups() == (f"{dense['perplexity']:.2f}", f"{sparse['8:16']['perplexity']:.2f}",
                                f"{sparse['8:16']['perplexity_ratio']:.2f}", f"{sparse['2:4']['perplexity']:.2f}",
                                f"{sparse['2:4']['perplexity_ratio']:.2f}")
+
+
+# ---------------------------------------------------------------- the probes' tables (benchmarks/probe_accuracy_levers.py)
+
+PROBE_MARKER = re.compile(r"<!-- probe-table: (?P<sources>[^>]+?) -->")
+PROBE_SECTIONS = ("## Why the gap stays: where the error comes from", "## Levers probed beyond the issue's definitions")
+ROLE_LABELS = {"amber-paper": "q + gate + down (amber-paper)", "q": "q_proj", "k": "k_proj", "v": "v_proj",
+               "o": "o_proj", "gate": "gate_proj", "up": "up_proj", "down": "down_proj"}
+
+
+def _section(text: str, heading: str) -> str:
+    start = text.index(heading + "\n")
+    end = text.find("\n## ", start + len(heading))
+    return text[start:] if end < 0 else text[start:end]
+
+
+def _committed(path: str) -> bool:
+    if shutil.which("git") is None or not (PROJECT_ROOT / ".git").exists():
+        return (PROJECT_ROOT / path).is_file()
+    listed = subprocess.run(["git", "ls-files", "--error-unmatch", path], cwd=PROJECT_ROOT, capture_output=True)
+    return listed.returncode == 0
+
+
+def probe_tables(section: str) -> list[tuple[list[str], list[str]]]:
+    """(probe folders, table lines) of every Markdown table in a section; a table must follow, on the line just
+    before it, a ``<!-- probe-table: reports/accuracy/probe-x + ... -->`` marker naming committed probe results."""
+    lines = section.splitlines()
+    tables = []
+    for index, line in enumerate(lines):
+        if not line.startswith("|") or (index and lines[index - 1].startswith("|")):
+            continue
+        marker = PROBE_MARKER.fullmatch(lines[index - 1]) if index else None
+        assert marker, f"the table at {line[:60]!r} has no <!-- probe-table: ... --> marker naming its committed source"
+        sources = [source.strip() for source in marker["sources"].split("+")]
+        for source in sources:
+            assert source.startswith("reports/accuracy/probe-"), source
+            assert _committed(f"{source}/probe.json"), f"{source}/probe.json is not committed"
+        end = index
+        while end < len(lines) and lines[end].startswith("|"):
+            end += 1
+        tables.append((sources, lines[index:end]))
+    return tables
+
+
+def _probe(source: str) -> dict:
+    return json.loads((PROJECT_ROOT / source / "probe.json").read_text("utf-8"))
+
+
+def roles_table(probe: dict) -> list[str]:
+    """The role table as docs/accuracy.md prints it: shares to 0.1%, nats to 3 places, nats per % to 4."""
+    patterns = probe["settings"]["patterns"]
+    rows = probe["results"]["patterns"]
+    lines = ["| pruned | share of linear FLOPs | " + " | ".join(f"{p}: + nats | per % of FLOPs" for p in patterns) + " |",
+             "|---|" + "---:|" * (1 + 2 * len(patterns))]
+    for key, label in ROLE_LABELS.items():
+        share = {f"{rows[p][key]['flop_share']:.1%}" for p in patterns}
+        assert len(share) == 1, (key, share)
+        lines.append(f"| {label} | {share.pop()} | " + " | ".join(
+            f"{rows[p][key]['nats']:.3f} | {rows[p][key]['nats_per_percent']:.4f}" for p in patterns) + " |")
+    return lines
+
+
+def _cells(table: list[str]) -> dict[str, str]:
+    """Probe name (the first cell, back-quotes and any note after them dropped) -> the rest of the row."""
+    cells: dict[str, str] = {}
+    for line in table[2:]:
+        first, *rest = [cell.strip() for cell in line.strip("|").split("|")]
+        name = re.match(r"`([\w-]+)`", first)
+        assert name, line
+        cells[name[1] + (" " + first[name.end():].strip() if first[name.end():].strip() else "")] = " | ".join(rest)
+    return cells
+
+
+def _found(pattern: str, cell: str) -> tuple[str, ...]:
+    found = re.search(pattern, cell)
+    assert found, f"docs/accuracy.md no longer states {pattern!r} in {cell[:80]!r}...; update this test with it"
+    return found.groups()
+
+
+def check_levers_table(table: list[str], probes: dict[str, dict]) -> None:
+    """Every number the levers table quotes, at the precision it prints, against the committed probe.json files."""
+    cells = _cells(table)
+    single = probes["single-linear"]
+    results, settings = single["results"], single["settings"]
+    cell = cells["single-linear"]
+    assert _found(r"(\d+:\d+), ([\d.]+)% sparsified", cell) == (settings["pattern"],
+                                                                f"{100 * results['sparsified_linear_flop_share']:.1f}")
+    counts = _found(r"\((\d+) q, (\d+) k, (\d+) v, (\d+) o, (\d+) gate, (\d+) up, (\d+) down\)", cell)
+    assert counts == tuple(str(results["pruned_per_role"].get(role, 0))
+                           for role in ("q", "k", "v", "o", "gate", "up", "down"))
+    assert _found(r"the singles predict ([−+-][\d.]+) nats", cell)[0].replace("−", "-") == f"{results['predicted_nats']:+.3f}"
+    assert _found(r"the set costs ([+−-][\d.]+) nats on the calibration tokens \(([\d.]+)×\) and ([\d.]+)× on "
+                  r"(\d+) × 2,048 evaluation tokens", cell) == (
+        f"{results['measured_calibration_nats']:+.3f}", f"{results['calibration_ratio']:.3f}",
+        f"{results['evaluation_ratio']:.3f}", str(settings["evaluation_windows"]))
+    assert settings["window_tokens"] == 2048 and settings["target_share"] == 0.55
+    loss_policy = _ratio("reports/accuracy/target-check", pattern=settings["pattern"], policy="calibrated",
+                         calibration_metric="loss")
+    assert _found(r"the q/gate `loss` policy's ([\d.]+)×", cell) == (f"{loss_policy:.3f}",)
+
+    fisher = probes["fisher"]
+    cell = cells["fisher"]
+    pattern, windows, weighted, plain = _found(r"(\d+:\d+) amber-paper, (\d+) × 2,048 tokens: ([\d.]+)× against "
+                                               r"([\d.]+)× for plain `amber`", cell)
+    ratios = fisher["results"]["patterns"][pattern]
+    assert (windows, weighted, plain) == (str(fisher["settings"]["evaluation_windows"]),
+                                          f"{ratios['gradient_weighted_ratio']:.3f}", f"{ratios['amber_ratio']:.3f}")
+    assert fisher["settings"]["window_tokens"] == 2048
+
+    ls = probes["ls-compensation"]
+    for name, key in (("ls-compensation", "mean_refitted"), ("ls-compensation (its last column)", "mean_bias_corrected")):
+        quoted = re.findall(r"(\d+:\d+) ([\d.]+) → ([\d.]+)", cells[name])
+        assert [pattern for pattern, *_ in quoted] == ls["settings"]["patterns"], (name, quoted)
+        for pattern, before, after in quoted:
+            result = ls["results"]["patterns"][pattern]
+            assert (before, after) == (f"{result['mean_pruned']:.3f}", f"{result[key]:.3f}"), (name, pattern)
+    linears = _found(r"of (\d+) linears", cells["ls-compensation"])[0]
+    assert {len(result["linears"]) for result in ls["results"]["patterns"].values()} == {int(linears)}
+    assert _found(r"λ = ([\d.]+) × mean diagonal", cells["ls-compensation"]) == (str(ls["settings"]["ridge"]),)
+    assert "roles" in cells  # its numbers are the role table's
+
+
+def check_roles_prose(section: str, probe: dict) -> None:
+    """The numbers around the role table that restate it (8:16)."""
+    rows = probe["results"]["patterns"]["8:16"]
+    assert _found(r"\(dense ([\d.]+) nats\)", section) == (f"{probe['results']['dense_calibration_loss']:.3f}",)
+    paper = rows["amber-paper"]
+    assert _found(r"amber-paper: ([\d.]+) measured, ([\d.]+) summed", section) == (
+        f"{paper['nats']:.3f}", f"{paper['summed_role_nats']:.3f}")
+    cheap = ("q", "down")
+    assert _found(r"q_proj and down_proj are cheap \(([\d.]+) nats per\s+percent of FLOPs at 8:16\) but only "
+                  r"([\d.]+)% of the FLOPs \(([\d.]+) nats\)", section) == (
+        f"{rows['q']['nats_per_percent']:.4f}", f"{100 * sum(rows[r]['flop_share'] for r in cheap):.1f}",
+        f"{sum(rows[r]['nats'] for r in cheap):.3f}")
+    assert {f"{rows[r]['nats_per_percent']:.4f}" for r in cheap} == {f"{rows['q']['nats_per_percent']:.4f}"}
+    others = [rows[r]["nats_per_percent"] for r in ("k", "v", "o", "gate", "up")]
+    assert _found(r"every other role costs ([\d.]+)-([\d.]+)\s+nats per percent", section) == (
+        f"{min(others):.3f}", f"{max(others):.3f}")
+    # the rest of the 55%: o, k and v whole, then gate_proj's part of what is left, at its cost per percent
+    rest = 0.55 - sum(rows[r]["flop_share"] for r in cheap)
+    whole = ("o", "k", "v")
+    rest_nats = sum(rows[r]["nats"] for r in whole) + \
+        100 * (rest - sum(rows[r]["flop_share"] for r in whole)) * rows["gate"]["nats_per_percent"]
+    total = sum(rows[r]["nats"] for r in cheap) + rest_nats
+    assert _found(r"so the remaining ([\d.]+)% costs at least ([\d.]+) nats \(o, k, v, then (\d+)% of gate\), "
+                  r"([\d.]+) nats\s+\(([\d.]+)×\) in all", section) == (
+        f"{100 * rest:.1f}", f"{rest_nats:.3f}", f"{100 * (rest - sum(rows[r]['flop_share'] for r in whole)):.0f}",
+        f"{total:.2f}", f"{math.exp(total):.2f}")
+
+
+def test_the_probe_tables_are_their_committed_probes():
+    """The role table and the levers table in docs/accuracy.md quote benchmarks/probe_accuracy_levers.py's
+    committed reports/accuracy/probe-*/probe.json, number by number at the precision printed."""
+    text = (PROJECT_ROOT / "docs" / "accuracy.md").read_text("utf-8")
+    why, levers = (_section(text, heading) for heading in PROBE_SECTIONS)
+    (roles_sources, roles), = probe_tables(why)
+    assert roles_sources == ["reports/accuracy/probe-roles"]
+    probe = _probe(roles_sources[0])
+    assert probe["probe"] == "roles" and probe["settings"]["calibration_tokens"] == 1024
+    assert roles == roles_table(probe), "docs/accuracy.md: the role table differs from reports/accuracy/probe-roles " \
+        "(expected:\n" + "\n".join(roles_table(probe)) + ")"
+    check_roles_prose(why, probe)
+
+    (levers_sources, table), = probe_tables(levers)
+    probes = {_probe(source)["probe"]: _probe(source) for source in levers_sources}
+    assert set(probes) == {"single-linear", "fisher", "ls-compensation", "roles"}, levers_sources
+    check_levers_table(table, probes)
+
+
+def test_the_probe_table_check_can_fail():
+    """A digit changed in the doc, a table without its marker, or a source never committed is caught."""
+    text = (PROJECT_ROOT / "docs" / "accuracy.md").read_text("utf-8")
+    why, levers = (_section(text, heading) for heading in PROBE_SECTIONS)
+    (_, roles), = probe_tables(why)
+    probe = _probe("reports/accuracy/probe-roles")
+    for index in range(2, len(roles)):  # the last digit of every row
+        changed = re.sub(r"\d(?=\D*$)", lambda digit: str((int(digit[0]) + 1) % 10), roles[index])
+        assert roles_table(probe) != [*roles[:index], changed, *roles[index + 1:]]
+    with pytest.raises(AssertionError, match=r"\(dense"):
+        check_roles_prose(why.replace(f"(dense {probe['results']['dense_calibration_loss']:.3f}", "(dense 3.000"), probe)
+    (sources, table), = probe_tables(levers)
+    probes = {_probe(source)["probe"]: _probe(source) for source in sources}
+    single = probes["single-linear"]["results"]
+    ls = probes["ls-compensation"]["results"]["patterns"]["8:16"]
+    fisher = probes["fisher"]["results"]["patterns"]["8:16"]
+    for old in (f"{single['evaluation_ratio']:.3f}×", f"{single['calibration_ratio']:.3f}×",
+                f"{single['pruned_per_role']['q']} q", f"→ {ls['mean_refitted']:.3f}", f"→ {ls['mean_bias_corrected']:.3f}",
+                f"{fisher['gradient_weighted_ratio']:.3f}×", f"{fisher['amber_ratio']:.3f}×"):
+        new = re.sub(r"\d(?=\D*$)", lambda digit: str((int(digit[0]) + 1) % 10), old)
+        bad = [line.replace(old, new) for line in table]
+        assert bad != table, old
+        with pytest.raises(AssertionError):
+            check_levers_table(bad, probes)
+    with pytest.raises(AssertionError, match="no <!-- probe-table"):
+        probe_tables(re.sub(r"<!-- probe-table: [^>]+ -->\n", "", why))
+    with pytest.raises(AssertionError, match="is not committed"):
+        probe_tables(why.replace("reports/accuracy/probe-roles", "reports/accuracy/probe-never-run"))

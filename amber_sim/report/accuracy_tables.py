@@ -108,9 +108,39 @@ def grid_table(data: dict) -> str:
     return "\n".join(lines)
 
 
+def mitigation_table(data: dict) -> str:
+    """The ``columns: by-mitigation`` layout: one line per mitigation, one column per pattern + criterion (first
+    seen order), each cell × dense / top-1 agreement (3 places), the range of the rows' shares of linear FLOPs
+    sparsified in the first header. A missing pair is an empty cell."""
+    by_mitigation: dict[str, dict[tuple, dict]] = {}
+    pairs: dict[tuple, None] = {}
+    for row in data["rows"]:
+        pair = (row["pattern"], row["criterion"])
+        pairs.setdefault(pair)
+        if pair in by_mitigation.setdefault(row["mitigation"], {}):
+            raise InputError("accuracy-table", "rows", f"two rows for {' '.join(pair)} {row['mitigation']}: "
+                             "by-mitigation takes one row per pattern, criterion and mitigation")
+        by_mitigation[row["mitigation"]][pair] = row
+    shares = sorted(row["sparsified_linear_flop_share"] for row in data["rows"])
+    span = f"{shares[0]:.1%}" if f"{shares[0]:.1%}" == f"{shares[-1]:.1%}" else f"{shares[0]:.1%}–{shares[-1]:.1%}"
+    header = [f"mitigation ({span} sparsified)"] + [f"{pattern} {criterion}" for pattern, criterion in pairs]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(pairs)]
+    for mitigation, rows in by_mitigation.items():
+        cells = [f"{row['perplexity_ratio']:.3f} / {row['top1_agreement']:.3f}" if (row := rows.get(pair)) else ""
+                 for pair in pairs]
+        lines.append(f"| {mitigation} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+LAYOUTS: dict[str, Callable[[dict], str]] = {"grid": grid_table, "by-mitigation": mitigation_table}
+
+
 def render(data: dict, columns: list[str]) -> str:
-    """The table of a marker: the grid layout for ``columns: grid``, else :func:`markdown_table`."""
-    return grid_table(data) if columns == ["grid"] else markdown_table(data, columns)
+    """The table of a marker: a layout of :data:`LAYOUTS` (``columns: grid``, ``columns: by-mitigation``), else
+    :func:`markdown_table`."""
+    if len(columns) == 1 and columns[0] in LAYOUTS:
+        return LAYOUTS[columns[0]](data)
+    return markdown_table(data, columns)
 
 
 def documented_tables(text: str) -> list[tuple[list[str], list[str], int]]:

@@ -429,7 +429,9 @@ def cmd_validate_collectives(args: argparse.Namespace) -> int:
         errors = [abs(c.error) for c in comparisons if c.config == config and c.targeted
                   and 2**20 <= c.measurement.bytes <= 2**30]
         worst_here = f"worst {_pct(max(errors))}" if errors else "no targeted rows"
-        console.print(f"{config}: nccl-tests per-call floor {floor_us:.2f} µs (fitted on {row_id}); {worst_here}")
+        floor = f"per-call floor {floor_us:.2f} µs (fitted on {row_id})" if floor_us else \
+            f"no per-call floor (the model is slower than {row_id}, the row it would be fitted on)"
+        console.print(f"{config}: nccl-tests {floor}; {worst_here}")
     worst = worst_targeted_error(comparisons)
     met = worst is not None and worst <= COLLECTIVE_TARGET
     console.print(f"target: every collective from 1 MiB to 1 GiB within {COLLECTIVE_TARGET:.0%}: worst "

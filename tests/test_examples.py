@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from amber_sim.hw.config import load_hardware
-from amber_sim.paths import HW_CONFIG_DIR, PROJECT_ROOT, TRACE_DIR
+from amber_sim.paths import HW_CONFIG_DIR, PROJECT_ROOT
 from amber_sim.sim import MODEL_VERSION
 from amber_sim.sim.engine import simulate_trace
 from amber_sim.sim.parallel import shard_trace
@@ -67,4 +67,3 @@ def test_the_example_summary_quotes_its_tables():
     paper = _csv_row(MULTICHIP / "paper-policy", sp="True", seq_len="2048", run_id="2:4/amber/amber-paper/fp16",
                      **{"system.compressed_allgather": "True", "system.overlap_collectives": "False"})
     assert float(paper["link_savings"]) == 0.0
-    assert (TRACE_DIR / "llama-3.1-70b.json").exists()

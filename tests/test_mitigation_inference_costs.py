@@ -82,3 +82,17 @@ def test_mitig_is_what_the_run_saves_without_its_mitigation(mitigation, tmp_path
     else:
         assert share == pytest.approx(own, abs=1e-6)
     assert (share == 0.0) == (mitigation == "none")
+
+
+def test_the_readme_quotes_the_shipped_traces_mitigation_share():
+    """README's main-job paragraph quotes the span of mitig. over the shipped SmolLM2 trace's sparse runs on
+    ascend_like (to 0.1%) and names their mitigation: both must be what the main job computes on that trace."""
+    readme = " ".join((PROJECT_ROOT / "README.md").read_text("utf-8").split())
+    quoted = re.search(r"SmolLM2 trace, ([\w+-]+) takes (\d+\.\d)–(\d+\.\d)% of the prefill on ascend_like", readme)
+    assert quoted, "README no longer quotes the shipped trace's mitigation share; update this test with it"
+    trace = load_trace(PROJECT_ROOT / "traces" / "smollm2-135m.json")
+    rows = [row for row in run_rows(simulate_trace(load_hardware(HW_CONFIG_DIR / "ascend_like.yaml"), trace))
+            if row.pattern != "dense"]
+    shares = [row.mitigation_share for row in rows]
+    assert quoted.groups() == (rows[0].mitigation, f"{100 * min(shares):.1f}", f"{100 * max(shares):.1f}")
+    assert {row.mitigation for row in rows} == {rows[0].mitigation}

@@ -112,6 +112,8 @@ def mitigation_table(data: dict) -> str:
     """The ``columns: by-mitigation`` layout: one line per mitigation, one column per pattern + criterion (first
     seen order), each cell × dense / top-1 agreement (3 places), the range of the rows' shares of linear FLOPs
     sparsified in the first header. A missing pair is an empty cell."""
+    if not data["rows"]:
+        raise InputError("accuracy-table", "rows", "no rows to lay out by mitigation")
     by_mitigation: dict[str, dict[tuple, dict]] = {}
     pairs: dict[tuple, None] = {}
     for row in data["rows"]:

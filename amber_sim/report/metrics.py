@@ -35,7 +35,7 @@ class RunRow:
     collective_share: float = 0.0  # tensor parallelism: share of the chip's prefill in collectives
     link_bytes: float = 0.0        # bytes each chip sends over its links
     link_savings: float = 0.0      # against the baseline's link bytes
-    mitigation_share: float = 0.0  # share of the prefill in the run's mitigation ops (role ``mitigation``)
+    mitigation_share: float = 0.0  # 1 − prefill cycles without the mitigation ops / with them (docs/metrics.md)
 
 
 def baseline_phrase(rows: list[RunRow]) -> str:

@@ -306,8 +306,9 @@ def _simulate_vector_op(hw: HardwareConfig, key: OpKey) -> OpResult:
 
 
 def _simulate_collective_op(hw: HardwareConfig, key: OpKey) -> OpResult:
-    """A collective between the chips of the config's system (sim.parallel inserts them): its α–β time
-    (sim.collectives), on the interconnect: no DRAM traffic, no MACs, no energy model."""
+    """A collective between the chips of the config's system (sim.parallel inserts them): its time by the
+    collective model (sim.collectives: α–β, per protocol when the system gives protocols), on the interconnect:
+    no DRAM traffic, no MACs, no energy model."""
     from amber_sim.errors import InputError
     from amber_sim.sim.collectives import collective_cost
 
@@ -317,10 +318,15 @@ def _simulate_collective_op(hw: HardwareConfig, key: OpKey) -> OpResult:
                          "single chip")
     cost = collective_cost(hw.system, op.role, op.bytes_in, chips=op.batch)
     cycles = int(math.ceil(cost.seconds * hw.clock_ghz * 1e9 - 1e-9))
-    protocol = f", {cost.protocol} protocol (docs/model.md §8)" if cost.protocol else ""
-    rule = (f"{op.role} of {op.bytes_in:,} bytes over {op.batch} chips, {cost.algorithm} algorithm{protocol}: "
-            f"{cost.steps} steps of {hw.system.latency_us:g} µs + {cost.sent_bytes_per_chip:,.0f} bytes per chip "
-            "over the links")
+    rule = f"{op.role} of {op.bytes_in:,} bytes over {op.batch} chips, {cost.algorithm} algorithm"
+    if cost.protocol:
+        spec = getattr(hw.system.protocols, cost.protocol)
+        rule += (f", {cost.protocol} protocol (docs/model.md §8): {spec.base_latency_us:g} µs + {cost.steps} steps "
+                 f"of {hw.system.latency_us + spec.step_latency_us:g} µs + {cost.sent_bytes_per_chip:,.0f} bytes per "
+                 f"chip over {spec.bandwidth_share:g} of the links' sustained bandwidth")
+    else:
+        rule += (f": {cost.steps} steps of {hw.system.latency_us:g} µs + {cost.sent_bytes_per_chip:,.0f} bytes per "
+                 "chip over the links")
     hidden = 0
     if hw.system.overlap_collectives and key.overlap_partners and cycles:
         gemm_cycles = sum(simulate_key(hw, partner).cycles for partner in key.overlap_partners)
@@ -481,7 +487,7 @@ def mitigation_free_cycles(hw: HardwareConfig, run: Run) -> int:
     that its mitigation costs, including what the mitigation's ops force on others (a producer that must also
     write the dense activation a per-token correction reads; docs/metrics.md, ``mitig.``)."""
     kept = dataclasses.replace(run, ops=tuple(op for op in run.ops if op.role != "mitigation"))
-    program = compile_runs((kept,), {kept.id: None})
+    program = compile_runs((kept,), {kept.id: kept})  # its own baseline: no dense twin to simulate
     return program_totals(simulate_keys(hw, program), program.runs[0].counts()).cycles
 
 

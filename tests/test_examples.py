@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -67,3 +68,29 @@ def test_the_example_summary_quotes_its_tables():
     paper = _csv_row(MULTICHIP / "paper-policy", sp="True", seq_len="2048", run_id="2:4/amber/amber-paper/fp16",
                      **{"system.compressed_allgather": "True", "system.overlap_collectives": "False"})
     assert float(paper["link_savings"]) == 0.0
+
+
+def test_a_failed_regeneration_puts_the_committed_examples_back(tmp_path, monkeypatch):
+    """examples.main deletes each example folder before rebuilding it: an error part-way (here in the second
+    example) must leave the examples as they were, with no backup folder behind."""
+    from amber_sim.study import examples
+
+    root = tmp_path / "examples"
+    (root / "sweep-smollm2-135m-ascend_like").mkdir(parents=True)
+    (root / "sweep-smollm2-135m-ascend_like" / "report.md").write_text("committed")
+    monkeypatch.setattr(examples, "EXAMPLES", root)
+
+    def half_written(out_name: str) -> None:
+        shutil.rmtree(root / out_name)
+        (root / out_name).mkdir()
+        (root / out_name / "report.md").write_text("half")
+
+    def fails() -> None:
+        raise RuntimeError("synth failed")
+
+    monkeypatch.setattr(examples, "_sweep", half_written)
+    monkeypatch.setattr(examples, "_multichip", fails)
+    with pytest.raises(RuntimeError, match="synth failed"):
+        examples.main()
+    assert (root / "sweep-smollm2-135m-ascend_like" / "report.md").read_text() == "committed"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["examples"]

@@ -8,7 +8,6 @@ Each is what the matching command writes (the commands are in each report.md).
 from __future__ import annotations
 
 import shutil
-import sys
 
 from amber_sim.hw.config import load_hardware
 from amber_sim.paths import HW_CONFIG_DIR, REPORT_DIR, PROJECT_ROOT, TRACE_DIR
@@ -73,23 +72,33 @@ def _multichip() -> None:
     """8× ascend_like, LLaMA-3.1-70B at 2,048 and 8,192 tokens, TP 8 with and without sequence parallelism,
     compressed all-gathers and overlap: on the shipped trace (the paper's policy) and on a synthetic one with
     every linear pruned (the only kind whose all-gathers can cross compressed)."""
-    from amber_sim.cli import main as cli_main
-
     folder = EXAMPLES / MULTICHIP
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     synthetic = folder / "llama-3.1-70b-all-pruned-synth.json"
-    arguments = [*ALL_PRUNED_SYNTH, "--out", synthetic.relative_to(PROJECT_ROOT).as_posix()]
-    saved_argv = sys.argv
-    sys.argv = ["amber-sim", *arguments]  # what --record-command records: the command as a user types it
-    try:
-        if cli_main(arguments) != 0:
-            raise RuntimeError(f"amber-sim {' '.join(arguments)} failed")
-    finally:
-        sys.argv = saved_argv
+    write_all_pruned_synth(synthetic)
     paper = _sweep(f"{MULTICHIP}/paper-policy", TRACE_DIR / MULTICHIP_TRACE, MULTICHIP_AXES, MULTICHIP_SEQ_LENS)
     pruned = _sweep(f"{MULTICHIP}/all-pruned", synthetic, MULTICHIP_AXES, MULTICHIP_SEQ_LENS)
     write_multichip_summary(folder, {"paper policy (captured masks)": paper, "every linear pruned (synthetic)": pruned})
+
+
+def write_all_pruned_synth(path) -> None:
+    """The example's synthetic trace, as `amber-sim <ALL_PRUNED_SYNTH> --out <path>` writes it (the command recorded)."""
+    import dataclasses
+
+    from amber_sim.capture.synthetic import SyntheticSpec, synthetic_trace
+    from amber_sim.models.architectures import get_arch
+    from amber_sim.trace import save_trace
+
+    options = dict(zip(ALL_PRUNED_SYNTH[1::2], ALL_PRUNED_SYNTH[2::2]))
+    arch = get_arch(options["--model"])
+    spec = SyntheticSpec(model_name=arch.name, family=arch.family, config=arch.model_config(),
+                         seq_len=int(options["--seq-len"]), patterns=tuple(options["--patterns"].split(",")),
+                         precisions=tuple(options["--precision"].split(",")), policy=options["--policy"],
+                         created=options["--created"])
+    trace = synthetic_trace(spec)
+    command = " ".join(["amber-sim", *ALL_PRUNED_SYNTH, "--out", path.relative_to(PROJECT_ROOT).as_posix()])
+    save_trace(dataclasses.replace(trace, capture=dataclasses.replace(trace.capture, command=command)), path)
 
 
 def write_multichip_summary(folder, sets: dict[str, list[dict]]) -> None:
@@ -169,11 +178,21 @@ def _split_order(point: dict) -> int:
 
 
 def main() -> None:
+    """Regenerate every example; on any error or Ctrl-C the committed examples are put back as they were."""
     EXAMPLES.mkdir(parents=True, exist_ok=True)
-    _sweep("sweep-smollm2-135m-ascend_like")
-    _multichip()
-    _study("codesign", "codesign-smollm2-135m")
-    _study("bottleneck", "bottleneck-smollm2-135m")
+    backup = EXAMPLES.with_name(EXAMPLES.name + ".before-regeneration")
+    shutil.rmtree(backup, ignore_errors=True)
+    shutil.copytree(EXAMPLES, backup)
+    try:
+        _sweep("sweep-smollm2-135m-ascend_like")
+        _multichip()
+        _study("codesign", "codesign-smollm2-135m")
+        _study("bottleneck", "bottleneck-smollm2-135m")
+    except BaseException:
+        shutil.rmtree(EXAMPLES, ignore_errors=True)
+        backup.rename(EXAMPLES)
+        raise
+    shutil.rmtree(backup)
 
 
 if __name__ == "__main__":

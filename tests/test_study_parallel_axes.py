@@ -4,6 +4,7 @@ main job's --tp/--sp numbers, tp = 1 is the single-chip sweep, and what cannot b
 from __future__ import annotations
 
 import dataclasses
+import re
 import sqlite3
 
 import pytest
@@ -118,7 +119,7 @@ def test_faster_links_never_slow_a_tp_point(tmp_path, llama, a100):
 
 
 def test_what_cannot_be_split_is_refused_before_any_work(tmp_path, llama, a100, capsys):
-    with pytest.raises(InputError, match="fewer than --tp 16"):
+    with pytest.raises(InputError, match=r"^--vary: at the point tp=16: .*fewer than tp 16"):
         prepare_job(a100, llama, parse_axes(["tp=8,16"]), (), 100)
     single = load_hardware(HW_CONFIG_DIR / "edge_npu.yaml")
     assert single.system is None
@@ -127,7 +128,9 @@ def test_what_cannot_be_split_is_refused_before_any_work(tmp_path, llama, a100, 
     out = tmp_path / "sweep"
     assert main(["sweep", "--hw", "a100_like.yaml", "--trace", "llama.json", "--vary", "tp=3",
                  "--out", str(out)]) == 2
-    assert "--tp" in capsys.readouterr().err and not out.exists()
+    error = capsys.readouterr().err  # a shape that does not split names the op, the point and the axis
+    assert re.search(r"--vary: layers\.\d+\.[\w.]+: at the point tp=3: \w+ \d+ does not split over 3 chips", error), error
+    assert "--tp" not in error and not out.exists()
 
 
 def test_a_table_without_the_parallel_columns_is_refused(tmp_path):

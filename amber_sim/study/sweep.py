@@ -14,6 +14,7 @@ simulator's per-GEMM caches hit); the main process writes each finished batch in
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -64,7 +65,8 @@ def prepare_job(base: HardwareConfig, trace: Trace, axes: Sequence[Axis], seq_le
     for point in sweep_points(axes):
         hw = apply_point(base, point)
         tp, sp = parallel_values(point)
-        check_tp(tp, hw.system, f"{hw.name} (at the point {_label(point.as_dict())})")
+        with _at_point(point.as_dict()):
+            check_tp(tp, hw.system, hw.name)
         configs.append((point, hw, config_hash(hw), tp, sp))
     traces: dict[str, Trace] = {}
     splits: dict[str, tuple[int, bool]] = {}
@@ -75,13 +77,26 @@ def prepare_job(base: HardwareConfig, trace: Trace, axes: Sequence[Axis], seq_le
         for point, hw, c_hash, tp, sp in configs:
             key, compressed = shard_key(t_hash, tp, sp, hw)
             if key not in traces:
-                traces[key] = shard_trace(rescaled, tp, sp, compressed, hw.sparsity.metadata)
+                with _at_point({**point.as_dict(), **({"seq_len": seq_len} if seq_len is not None else {})}):
+                    traces[key] = shard_trace(rescaled, tp, sp, compressed, hw.sparsity.metadata)
                 splits[key] = (tp, sp)
             values = point.as_dict()
             if seq_len is not None:
                 values["seq_len"] = seq_len
             points.append((key, c_hash, values, hw))
     return SweepJob(traces=traces, splits=splits, points=tuple(points), identity=sweep_identity(base, trace, axes, seq_lens))
+
+
+@contextlib.contextmanager
+def _at_point(values: dict[str, Any]):
+    """A split refused at a sweep point names the point and the --vary that asked for it, not --tp."""
+    try:
+        yield
+    except InputError as error:
+        where = "--vary" if error.where == "--tp" else f"--vary: {error.where}"
+        field = f" {error.field}" if error.field else ""
+        message = error.expected.replace("--tp", "tp")
+        raise InputError(where, None, f"at the point {_label(values)}:{field} {message}") from None
 
 
 def _label(values: dict[str, Any]) -> str:

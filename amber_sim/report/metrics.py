@@ -50,7 +50,7 @@ def baseline_phrase(rows: list[RunRow]) -> str:
 
 def mitigation_share(hw: HardwareConfig, result: RunResult) -> float:
     """1 − the run's prefill cycles without its mitigation ops / with them (0 when it has none)."""
-    if not result.totals.cycles or not any(op.role == "mitigation" for op in result.run.ops):
+    if not result.totals.cycles or not any(op.sparse_overhead for op in result.run.ops):
         return 0.0
     return 1.0 - mitigation_free_cycles(hw, result.run) / result.totals.cycles
 

@@ -483,10 +483,11 @@ def simulate_run(hw: HardwareConfig, run: Run, baseline: Run | None = None) -> R
 
 
 def mitigation_free_cycles(hw: HardwareConfig, run: Run) -> int:
-    """Prefill cycles of ``run`` with its mitigation ops (role ``mitigation``) taken out: the run's cost less all
-    that its mitigation costs, including what the mitigation's ops force on others (a producer that must also
-    write the dense activation a per-token correction reads; docs/metrics.md, ``mitig.``)."""
-    kept = dataclasses.replace(run, ops=tuple(op for op in run.ops if op.role != "mitigation"))
+    """Prefill cycles of ``run`` with its mitigation ops taken out (``sparse_overhead``, the ops its dense twin and
+    baseline drop too; role ``mitigation`` in captured traces): the run's cost less all that its mitigation costs,
+    including what those ops force on others (a producer that must also write the dense activation a per-token
+    correction reads; docs/metrics.md, ``mitig.``)."""
+    kept = dataclasses.replace(run, ops=tuple(op for op in run.ops if not op.sparse_overhead))
     program = compile_runs((kept,), {kept.id: kept})  # its own baseline: no dense twin to simulate
     return program_totals(simulate_keys(hw, program), program.runs[0].counts()).cycles
 

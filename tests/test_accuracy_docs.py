@@ -105,21 +105,23 @@ def _ratio(source: str, **match) -> float:
     return rows[0]["perplexity_ratio"]
 
 
-def best_committed_ratio(pattern: str) -> tuple[float, str]:
-    """The lowest × dense of ``pattern`` over every committed eval result measured as the issues' targets say:
-    4 windows of 2,048 evaluation tokens, the calibrated policy, at least 55% of linear FLOPs sparsified; with
-    the folder it comes from."""
-    best = (math.inf, "")
+def target_rows():
+    """(folder, row) of every committed eval result measured as the issues' targets say: 4 windows of 2,048
+    evaluation tokens, the calibrated policy, at least 55% of linear FLOPs sparsified."""
     for path in sorted((PROJECT_ROOT / "reports" / "accuracy").glob("*/accuracy.json")):
         folder = path.parent.relative_to(PROJECT_ROOT).as_posix()
         data = json.loads(path.read_text("utf-8"))
         if (data["seq_len"], data["windows"]) != (2048, 4) or not _committed(f"{folder}/accuracy.json"):
             continue
         for row in data["rows"]:
-            if row["pattern"] == pattern and row["policy"] == "calibrated" and \
-                    row["sparsified_linear_flop_share"] >= 0.55 - 1e-9:
-                best = min(best, (row["perplexity_ratio"], folder))
-    return best
+            if row["policy"] == "calibrated" and row["sparsified_linear_flop_share"] >= 0.55 - 1e-9:
+                yield folder, row
+
+
+def best_committed_ratio(pattern: str) -> tuple[float, str]:
+    """The lowest × dense of ``pattern`` over :func:`target_rows`, with the folder it comes from."""
+    return min(((row["perplexity_ratio"], folder) for folder, row in target_rows() if row["pattern"] == pattern),
+               default=(math.inf, ""))
 
 
 def test_the_readme_quotes_the_committed_results():
@@ -417,15 +419,9 @@ def committed_pairs() -> dict[tuple[str, str], dict[str, float]]:
     """(criterion, mitigation) → {pattern: × dense} over every committed eval result measured as the targets say
     (4 × 2,048 tokens, calibrated, ≥ 55% sparsified), 8:16 and 2:4 only."""
     pairs: dict[tuple[str, str], dict[str, float]] = {}
-    for path in sorted((PROJECT_ROOT / "reports" / "accuracy").glob("*/accuracy.json")):
-        folder = path.parent.relative_to(PROJECT_ROOT).as_posix()
-        data = json.loads(path.read_text("utf-8"))
-        if (data["seq_len"], data["windows"]) != (2048, 4) or not _committed(f"{folder}/accuracy.json"):
-            continue
-        for row in data["rows"]:
-            if row["pattern"] in ("8:16", "2:4") and row["policy"] == "calibrated" and \
-                    row.get("calibration_metric") == "loss" and row["sparsified_linear_flop_share"] >= 0.55 - 1e-9:
-                pairs.setdefault((row["criterion"], row["mitigation"]), {})[row["pattern"]] = row["perplexity_ratio"]
+    for _folder, row in target_rows():
+        if row["pattern"] in ("8:16", "2:4") and row.get("calibration_metric") == "loss":
+            pairs.setdefault((row["criterion"], row["mitigation"]), {})[row["pattern"]] = row["perplexity_ratio"]
     return pairs
 
 

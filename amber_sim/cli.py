@@ -156,6 +156,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     # draws while this one writes report.json and ops.csv (docs/metrics.md, "Report files").
     with PlotWorker() as plotter:
         from amber_sim.report.files import write_report
+        from amber_sim.report.metrics import run_rows
         from amber_sim.report.terminal import print_report
         from amber_sim.sim.engine import simulate_trace
 
@@ -179,8 +180,9 @@ def cmd_report(args: argparse.Namespace) -> int:
                     else "tensor parallel")
             console.print(f"{kind} over {args.tp} chips of {hardware.name}'s system: every number below is one "
                           "chip's, collectives included (docs/model.md §8)")
-        print_report(result, console, args.run, args.top)
-        written = write_report(result, out_dir, args.run, plotter=plotter)
+        rows = run_rows(result)  # once: each row simulates its run again without its mitigation ops
+        print_report(result, console, args.run, args.top, rows=rows)
+        written = write_report(result, out_dir, args.run, plotter=plotter, rows=rows)
     console.print(f"wrote {len(written)} files to {out_dir}/ (report.md, report.json, ops.csv, plots)")
     return 0
 

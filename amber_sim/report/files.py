@@ -236,7 +236,8 @@ def report_markdown(result: TraceResult, plots: dict[str, str], chosen_run_id: s
 
 
 def write_report(result: TraceResult, out_dir: Path, chosen_run_id: str | None = None, *,
-                 plotter: PlotWorker | None = None, fork_plots: bool = True) -> list[Path]:
+                 plotter: PlotWorker | None = None, fork_plots: bool = True,
+                 rows: list[RunRow] | None = None) -> list[Path]:
     """Write report.json, ops.csv, the plots and report.md into ``out_dir`` (created if missing).
 
     The plots are drawn by ``plotter`` (the main job's, forked before the simulation), else by a
@@ -248,7 +249,7 @@ def write_report(result: TraceResult, out_dir: Path, chosen_run_id: str | None =
 
     chosen_run = choose_run(result, chosen_run_id)  # a bad --run fails here, before anything is drawn
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = run_rows(result)
+    rows = run_rows(result) if rows is None else rows
     own_plotter = plotter is None
     if own_plotter:
         plotter = PlotWorker(fork=fork_plots)

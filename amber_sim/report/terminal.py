@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from amber_sim.report.metrics import baseline_phrase, choose_run, layer_rows, mitigation_phrase, run_rows
+from amber_sim.report.metrics import RunRow, baseline_phrase, choose_run, layer_rows, mitigation_phrase, run_rows
 from amber_sim.sim.engine import OpResult, TraceResult
 from amber_sim.validate.hardware import load_summary, silicon_note
 
@@ -13,7 +13,9 @@ def _fmt(value, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def print_report(result: TraceResult, console, chosen_run_id: str | None = None, top_layers: int = 5) -> None:
+def print_report(result: TraceResult, console, chosen_run_id: str | None = None, top_layers: int = 5,
+                 rows: list[RunRow] | None = None) -> None:
+    """``rows``: run_rows(result) when the caller has them (each row re-simulates its run without mitigation)."""
     from rich.table import Table
 
     trace, hw = result.trace, result.hardware
@@ -21,7 +23,7 @@ def print_report(result: TraceResult, console, chosen_run_id: str | None = None,
         console.print("[bold yellow]SYNTHETIC trace[/]: masks assumed (density = N/M), not measured; no accuracy.")
     elif trace.model.weights == "random-init":
         console.print("[bold yellow]random-init weights[/]: masks are real, weights random; accuracy not reported.")
-    rows = run_rows(result)
+    rows = run_rows(result) if rows is None else rows
     table = Table(title=f"{Path(trace.source_path or '').name} on {hw.name} ({trace.model.name}, "
                         f"{trace.capture.tokens} tokens); speedups vs {baseline_phrase(rows)} on this hardware",
                   title_justify="left",
